@@ -1,0 +1,17 @@
+# pinstream: build in one stage, run from a slim image.
+#   docker build -t pinstream .
+#   docker run --rm -v "$PWD/archive:/archive" pinstream replay --archive /archive
+FROM rust:1-bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends libclang-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked && strip target/release/pinstream
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+COPY --from=build /src/target/release/pinstream /usr/local/bin/pinstream
+COPY topologies /etc/pinstream/topologies
+WORKDIR /var/lib/pinstream
+VOLUME ["/var/lib/pinstream/state"]
+ENTRYPOINT ["pinstream"]
+CMD ["--help"]

@@ -1,0 +1,209 @@
+//! Aggregate updates, pre-aggregated in memory between commits.
+//!
+//! Every change of a joined row arrives here as `+1` (a new row) or `−1` (a
+//! retracted row). Counts, distinct counts and max-by are all stored as
+//! multiplicities of tuples (see `store.rs`), so a retraction is exact: it
+//! subtracts what the addition added. A t-digest cannot forget a value, so a
+//! retraction from a quantile store is counted (`unretracted`) and the old
+//! value stays in the sketch; the join only retracts when a row *changes*,
+//! never on a re-delivery, so this only matters for corrected records.
+//!
+//! Between commits deltas accumulate in hash maps keyed by the encoded store
+//! key; a commit turns each map into RocksDB merges in the commit's batch.
+
+use std::collections::HashMap;
+
+use rocksdb::WriteBatch;
+
+use crate::dsl::Function;
+use crate::store::{agg_cf, Store, StoreError};
+use crate::tdigest::TDigest;
+use crate::topology::{Aggregate, Topology};
+use crate::value::{encode_key, Record, Value};
+
+/// Counters of what the aggregates did not take.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AggStats {
+    /// Updates of windowed aggregates older than the retention.
+    pub late: u64,
+    /// Retractions a t-digest could not apply.
+    pub unretracted: u64,
+}
+
+enum Buffer {
+    Counts(HashMap<Vec<u8>, i64>),
+    Values(HashMap<Vec<u8>, Vec<f64>>),
+}
+
+/// Pending deltas of every aggregate.
+pub struct AggBuffers {
+    buffers: Vec<Buffer>,
+    watermarks: Vec<Option<i64>>,
+    wm_dirty: Vec<bool>,
+    key: Vec<u8>,
+    pub stats: AggStats,
+}
+
+fn event_time(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Ts(t) | Value::Int(t) => Some(*t),
+        _ => None,
+    }
+}
+
+/// Start of the oldest window kept under a watermark: a window is kept while
+/// its end lies after `wm − retention`.
+fn oldest_kept(wm: i64, size: i64, retention: i64) -> i64 {
+    (wm - retention).div_euclid(size) * size
+}
+
+impl AggBuffers {
+    pub fn new(topo: &Topology, store: &Store) -> Result<AggBuffers, StoreError> {
+        let mut watermarks = Vec::new();
+        for a in &topo.aggregates {
+            watermarks.push(if a.window.is_some() { store.watermark(&a.name)? } else { None });
+        }
+        Ok(AggBuffers {
+            buffers: topo
+                .aggregates
+                .iter()
+                .map(|a| match a.function {
+                    Function::Quantiles => Buffer::Values(HashMap::new()),
+                    _ => Buffer::Counts(HashMap::new()),
+                })
+                .collect(),
+            wm_dirty: vec![false; watermarks.len()],
+            watermarks,
+            key: Vec::with_capacity(64),
+            stats: AggStats::default(),
+        })
+    }
+
+    /// Applies one joined row with sign `+1` (add) or `−1` (retract).
+    pub fn apply(&mut self, topo: &Topology, row: &Record, sign: i64) {
+        for (i, a) in topo.aggregates.iter().enumerate() {
+            self.key.clear();
+            if !self.window_prefix(i, a, row, sign) || !self.tuple_key(a, row) {
+                continue;
+            }
+            match &mut self.buffers[i] {
+                Buffer::Counts(m) => match m.get_mut(self.key.as_slice()) {
+                    Some(c) => *c += sign,
+                    None => {
+                        m.insert(self.key.clone(), sign);
+                    }
+                },
+                Buffer::Values(m) => {
+                    let Some(x) = a.measure.as_ref().and_then(|f| row.get(f)).and_then(Value::as_f64) else {
+                        continue;
+                    };
+                    if sign < 0 {
+                        self.stats.unretracted += 1;
+                        continue;
+                    }
+                    match m.get_mut(self.key.as_slice()) {
+                        Some(v) => v.push(x),
+                        None => {
+                            m.insert(self.key.clone(), vec![x]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the window start into the key; false if the row has no event
+    /// time or its window is past retention.
+    fn window_prefix(&mut self, i: usize, a: &Aggregate, row: &Record, sign: i64) -> bool {
+        let Some((field, w)) = &a.window else { return true };
+        let Some(t) = event_time(row.get(field)) else { return false };
+        if sign > 0 && self.watermarks[i].is_none_or(|wm| t > wm) {
+            self.watermarks[i] = Some(t);
+            self.wm_dirty[i] = true;
+        }
+        let start = t.div_euclid(w.size) * w.size;
+        if let Some(wm) = self.watermarks[i] {
+            if start < oldest_kept(wm, w.size, w.retention) {
+                self.stats.late += 1;
+                return false;
+            }
+        }
+        encode_key(&Value::Ts(start), &mut self.key);
+        true
+    }
+
+    /// Appends the tuple part of the key; false if a used field is null.
+    fn tuple_key(&mut self, a: &Aggregate, row: &Record) -> bool {
+        for f in a.group_by.iter().chain(&a.extra) {
+            match row.get(f) {
+                None | Some(Value::Null) => return false,
+                Some(v) => encode_key(v, &mut self.key),
+            }
+        }
+        if a.function == Function::MaxBy {
+            match a.measure.as_ref().and_then(|m| row.get(m)) {
+                Some(v @ (Value::Int(_) | Value::Float(_))) => encode_key(v, &mut self.key),
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Moves every pending delta into `batch` (merges), with watermarks and
+    /// the deletion of windows that fell out of retention.
+    pub fn drain_into(&mut self, topo: &Topology, store: &Store, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        for (i, a) in topo.aggregates.iter().enumerate() {
+            let cf = store.cf(&agg_cf(&a.name))?;
+            match &mut self.buffers[i] {
+                Buffer::Counts(m) => {
+                    for (k, d) in m.drain() {
+                        if d != 0 {
+                            batch.merge_cf(cf, k, d.to_le_bytes());
+                        }
+                    }
+                }
+                Buffer::Values(m) => {
+                    for (k, v) in m.drain() {
+                        batch.merge_cf(cf, k, TDigest::from_values(a.compression, &v).to_bytes());
+                    }
+                }
+            }
+            if let (Some((_, w)), Some(wm)) = (&a.window, self.watermarks[i]) {
+                if std::mem::take(&mut self.wm_dirty[i]) {
+                    store.put_watermark(batch, &a.name, wm)?;
+                    let (mut lo, mut hi) = (Vec::new(), Vec::new());
+                    encode_key(&Value::Ts(i64::MIN), &mut lo);
+                    encode_key(&Value::Ts(oldest_kept(wm, w.size, w.retention)), &mut hi);
+                    batch.delete_range_cf(cf, lo, hi);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of pending keys (for commit sizing).
+    pub fn pending(&self) -> usize {
+        self.buffers
+            .iter()
+            .map(|b| match b {
+                Buffer::Counts(m) => m.len(),
+                Buffer::Values(m) => m.len(),
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_keeps_the_window_holding_the_cutoff() {
+        // size 10, retention 25, watermark 100 → cutoff 75 → window 70..80
+        // still overlaps the retention, window 60..70 does not.
+        assert_eq!(oldest_kept(100, 10, 25), 70);
+        // cutoff 80 exactly: window 70..80 ends at the cutoff and goes.
+        assert_eq!(oldest_kept(100, 10, 20), 80);
+        assert_eq!(oldest_kept(-5, 10, 10), -20);
+    }
+}

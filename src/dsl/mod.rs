@@ -1,0 +1,327 @@
+//! The topology DSL: TOML in, [`TopologySpec`] out, every error with a place.
+//!
+//! Parsing is done element by element (each source, operator, aggregate and
+//! query on its own) so that one bad element does not hide the others: the
+//! caller gets the whole list of problems, each with a path such as
+//! `source[0].op[3]` and the line it is on. Semantic checks (unknown fields,
+//! bad references) happen later in `TopologySpec::build`, whose errors use the
+//! same paths; [`Spans::locate`] turns those paths into line numbers.
+
+pub mod spec;
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+pub use spec::*;
+
+/// One problem in a topology: where, what, and how to fix it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecError {
+    /// Path inside the topology, e.g. `aggregate[2].group_by`.
+    pub path: String,
+    /// 1-based line in the file, when the topology came from a file.
+    pub line: Option<usize>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl SpecError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        SpecError {
+            path: path.into(),
+            line: None,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " (hint: {h})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Maps paths like `source[1].op[2].field` to line numbers of a TOML text.
+pub struct Spans {
+    text: String,
+    doc: Option<toml_edit::ImDocument<String>>,
+}
+
+impl Spans {
+    fn line_of(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    /// Line of the deepest element of `path` found in the document.
+    pub fn locate(&self, path: &str) -> Option<usize> {
+        let doc = self.doc.as_ref()?;
+        let mut table: &dyn toml_edit::TableLike = doc.as_table();
+        let mut best = None;
+        for seg in path.split('.').filter(|s| !s.is_empty()) {
+            let (key, index) = match seg.find('[') {
+                Some(i) => (&seg[..i], seg[i + 1..seg.len() - 1].parse::<usize>().ok()),
+                None => (seg, None),
+            };
+            let (k, item) = table.get_key_value(key)?;
+            best = k.span().or(item.span()).map(|s| s.start).or(best);
+            match (index, item) {
+                (Some(i), toml_edit::Item::ArrayOfTables(aot)) => {
+                    let t = aot.get(i)?;
+                    best = t.span().map(|s| s.start).or(best);
+                    table = t;
+                }
+                (Some(i), toml_edit::Item::Value(toml_edit::Value::Array(arr))) => {
+                    best = arr.get(i).and_then(|v| v.span()).map(|s| s.start).or(best);
+                    break;
+                }
+                (None, item) => match item.as_table_like() {
+                    Some(t) => table = t,
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        best.map(|o| self.line_of(o))
+    }
+
+    /// Fills in the line of every error that has a path.
+    pub fn annotate(&self, errors: &mut [SpecError]) {
+        for e in errors {
+            if e.line.is_none() {
+                e.line = self.locate(&e.path);
+            }
+        }
+    }
+}
+
+/// A parsed topology file: the spec (if every element parsed) and the errors.
+pub struct Parsed {
+    pub spec: Option<TopologySpec>,
+    pub errors: Vec<SpecError>,
+    pub spans: Spans,
+}
+
+/// Parses a TOML topology, collecting every structural error.
+pub fn parse(text: &str) -> Parsed {
+    let doc = toml_edit::ImDocument::parse(text.to_owned()).ok();
+    let spans = Spans {
+        text: text.to_owned(),
+        doc,
+    };
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            let line = e.span().map(|s| spans.line_of(s.start));
+            return Parsed {
+                spec: None,
+                errors: vec![SpecError {
+                    path: String::new(),
+                    line,
+                    message: format!("TOML syntax error: {}", e.message()),
+                    hint: None,
+                }],
+                spans,
+            };
+        }
+    };
+    let mut errors = Vec::new();
+    let mut spec = TopologySpec::default();
+    let mut name = None;
+    for (key, value) in &table {
+        match key.as_str() {
+            "name" => name = de::<String>("name", value, &mut errors),
+            "answers" => spec.answers = de("answers", value, &mut errors).unwrap_or_default(),
+            "source" => spec.sources = sources(value, &mut errors),
+            "join" => spec.join = join(value, &mut errors),
+            "aggregate" => spec.aggregates = each("aggregate", value, &mut errors),
+            "query" => spec.queries = each("query", value, &mut errors),
+            other => errors.push(
+                SpecError::new(other, format!("unknown top-level key `{other}`")).hint(
+                    suggest(other, &["name", "answers", "source", "join", "aggregate", "query"])
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_else(|| {
+                            "top-level keys are name, answers, [[source]], [join], [[aggregate]], [[query]]".into()
+                        }),
+                ),
+            ),
+        }
+    }
+    match name {
+        Some(n) => spec.name = n,
+        None if !errors.iter().any(|e| e.path == "name") => {
+            errors.push(SpecError::new("", "missing `name`").hint("add `name = \"...\"` at the top"))
+        }
+        None => {}
+    }
+    spans.annotate(&mut errors);
+    Parsed {
+        spec: errors.is_empty().then_some(spec),
+        errors,
+        spans,
+    }
+}
+
+fn de<T: DeserializeOwned>(path: &str, value: &toml::Value, errors: &mut Vec<SpecError>) -> Option<T> {
+    match T::deserialize(value.clone()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            errors.push(SpecError::new(path, e.message().trim().to_string()));
+            None
+        }
+    }
+}
+
+fn elements<'a>(path: &str, value: &'a toml::Value, errors: &mut Vec<SpecError>) -> &'a [toml::Value] {
+    match value.as_array() {
+        Some(a) => a,
+        None => {
+            errors.push(
+                SpecError::new(path, "expected an array of tables").hint(format!("write each element as [[{path}]]")),
+            );
+            &[]
+        }
+    }
+}
+
+fn each<T: DeserializeOwned>(path: &str, value: &toml::Value, errors: &mut Vec<SpecError>) -> Vec<T> {
+    elements(path, value, errors)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| de(&format!("{path}[{i}]"), v, errors))
+        .collect()
+}
+
+/// Deserializes a table that has a nested `op` array, parsing each op alone.
+fn with_ops<T: DeserializeOwned>(
+    path: &str,
+    value: &toml::Value,
+    errors: &mut Vec<SpecError>,
+    set_ops: impl FnOnce(&mut T, Vec<OpSpec>),
+) -> Option<T> {
+    let mut table = value.as_table()?.clone();
+    let ops_value = table.remove("op");
+    let mut out: Option<T> = de(path, &toml::Value::Table(table), errors);
+    let ops = ops_value
+        .map(|v| each::<OpSpec>(&format!("{path}.op"), &v, errors))
+        .unwrap_or_default();
+    if let Some(o) = out.as_mut() {
+        set_ops(o, ops);
+    }
+    out
+}
+
+fn sources(value: &toml::Value, errors: &mut Vec<SpecError>) -> Vec<SourceSpec> {
+    elements("source", value, errors)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            let path = format!("source[{i}]");
+            if !v.is_table() {
+                errors.push(SpecError::new(&path, "expected a table"));
+                return None;
+            }
+            with_ops(&path, v, errors, |s: &mut SourceSpec, ops| s.ops = ops)
+        })
+        .collect()
+}
+
+fn join(value: &toml::Value, errors: &mut Vec<SpecError>) -> Option<JoinSpec> {
+    if !value.is_table() {
+        errors.push(SpecError::new("join", "expected a table").hint("write it as [join]"));
+        return None;
+    }
+    with_ops("join", value, errors, |j: &mut JoinSpec, ops| j.ops = ops)
+}
+
+/// Closest candidate by edit distance, if it is close enough to be a typo.
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_every_structural_error_with_lines() {
+        let text = r#"name = "t"
+colour = 1
+
+[[source]]
+name = "a"
+topic = "x"
+key = "ind"
+
+[[source.op]]
+op = "rename"
+form = "a"
+to = "b"
+
+[[source.op]]
+op = "frobnicate"
+
+[[aggregate]]
+name = "c"
+function = "count"
+group_by = "notalist"
+"#;
+        let p = parse(text);
+        assert!(p.spec.is_none());
+        let lines: Vec<(Option<usize>, String)> =
+            p.errors.iter().map(|e| (e.line, e.path.clone())).collect();
+        assert_eq!(p.errors.len(), 4, "{:#?}", p.errors);
+        assert!(lines.contains(&(Some(2), "colour".into())), "{lines:?}");
+        assert!(lines.contains(&(Some(9), "source[0].op[0]".into())), "{lines:?}");
+        assert!(lines.contains(&(Some(14), "source[0].op[1]".into())), "{lines:?}");
+        assert!(lines.contains(&(Some(17), "aggregate[0]".into())), "{lines:?}");
+        assert!(p.errors[0].to_string().contains("line"));
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let p = parse("name = \"t\"\n[[source]\n");
+        assert_eq!(p.errors.len(), 1);
+        assert_eq!(p.errors[0].line, Some(2));
+    }
+
+    #[test]
+    fn suggests_close_names() {
+        assert_eq!(suggest("contry", &["country", "category"]), Some("country"));
+        assert_eq!(suggest("zzz", &["country"]), None);
+    }
+}

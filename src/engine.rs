@@ -1,0 +1,167 @@
+//! The stateful half of a topology: join, post-join operators, aggregates,
+//! source positions, commits.
+//!
+//! The engine is single-threaded by design: it sees every cleaned record in
+//! the order its driver chooses, which makes "a later record replaces the
+//! earlier one" well defined. The stateless half (parsing and cleaning,
+//! [`crate::pipeline::prepare`]) runs in parallel in front of it.
+//!
+//! Exactly-once effect: [`Engine::commit`] writes the join rows, aggregate
+//! deltas and the positions of every record they include in one RocksDB
+//! write batch. A record whose position is already in the state is skipped
+//! by the driver, so a crash between commits only replays uncommitted work.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::WriteBatch;
+
+use crate::agg::{AggBuffers, AggStats};
+use crate::join::JoinState;
+use crate::offsets::Positions;
+use crate::ops::Operator;
+use crate::store::{Store, StoreError};
+use crate::topology::Topology;
+use crate::value::{decode_key, decode_row, Record};
+
+/// Default number of join keys kept in memory.
+pub const DEFAULT_CACHE_KEYS: usize = 4_000_000;
+
+/// What the engine did, since it was opened.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct EngineStats {
+    /// Cleaned records applied to the join.
+    pub records: u64,
+    /// Records identical to the row already in their slot.
+    pub unchanged: u64,
+    /// Joined rows added (a key became complete).
+    pub joined: u64,
+    /// Joined rows replaced by a changed input record.
+    pub replaced: u64,
+    pub commits: u64,
+    pub agg: AggStats,
+}
+
+pub struct Engine {
+    topo: Arc<Topology>,
+    store: Store,
+    join: JoinState,
+    aggs: AggBuffers,
+    positions: Positions,
+    /// source index → join slot
+    slot_of: Vec<usize>,
+    pending: usize,
+    pub stats: EngineStats,
+}
+
+impl Engine {
+    pub fn open(topo: Arc<Topology>, dir: &Path, cache_keys: usize) -> Result<Engine, StoreError> {
+        let store = Store::open(dir, &topo)?;
+        let join = JoinState::open(&store, &topo.join.name, topo.join.inputs.len(), cache_keys)?;
+        let aggs = AggBuffers::new(&topo, &store)?;
+        let positions = Positions::load(store.positions()?);
+        let mut slot_of = vec![usize::MAX; topo.sources.len()];
+        for (slot, &src) in topo.join.inputs.iter().enumerate() {
+            slot_of[src] = slot;
+        }
+        Ok(Engine { topo, store, join, aggs, positions, slot_of, pending: 0, stats: EngineStats::default() })
+    }
+
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.topo
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn positions(&self) -> &Positions {
+        &self.positions
+    }
+
+    /// Whether the record at this position is already in the state.
+    pub fn is_done(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.positions.is_done(topic, partition, offset)
+    }
+
+    /// Records the position of a record whose effects are now pending (or
+    /// that had none: a dead letter also moves the position on).
+    pub fn mark(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.positions.mark(topic, partition, offset);
+        self.pending += 1;
+    }
+
+    /// Applies one cleaned record of `source`: `key` is the tuple-encoded join
+    /// key, `row` the encoded projection.
+    pub fn process(&mut self, source: usize, key: &[u8], row: Box<[u8]>) -> Result<(), StoreError> {
+        let slot = self.slot_of[source];
+        self.stats.records += 1;
+        let entry = self.join.entry(&self.store, key)?;
+        if entry.slots[slot].as_deref() == Some(&*row) {
+            self.stats.unchanged += 1;
+            return Ok(());
+        }
+        let was_complete = entry.is_complete();
+        let old = was_complete.then(|| joined_row(&self.topo, key, &entry.slots));
+        entry.set(slot, row);
+        let new = entry.is_complete().then(|| joined_row(&self.topo, key, &entry.slots));
+        if let Some(old) = old {
+            self.aggs.apply(&self.topo, &old?, -1);
+            self.stats.replaced += 1;
+        }
+        if let Some(new) = new {
+            self.aggs.apply(&self.topo, &new?, 1);
+            if !was_complete {
+                self.stats.joined += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits everything pending in one write batch.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        self.join.drain_into(&self.store, &mut batch)?;
+        self.aggs.drain_into(&self.topo, &self.store, &mut batch)?;
+        for ((topic, partition), ranges) in self.positions.take_dirty() {
+            self.store.put_position(&mut batch, &topic, partition, &ranges)?;
+        }
+        if !batch.is_empty() {
+            self.store.write(batch)?;
+        }
+        self.join.after_commit();
+        self.pending = 0;
+        self.stats.commits += 1;
+        self.stats.agg = self.aggs.stats;
+        Ok(())
+    }
+
+    /// Records marked since the last commit.
+    pub fn pending(&self) -> usize {
+        self.pending
+    }
+}
+
+/// Builds the joined row of a complete entry: the key, each input's projected
+/// fields in input order, then the post-join operators.
+pub fn joined_row(topo: &Topology, key: &[u8], slots: &[Option<Box<[u8]>>]) -> Result<Record, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt { path: Default::default(), what: what.to_string() };
+    let mut rec = Record::new();
+    let mut k = key;
+    let key_value = decode_key(&mut k).ok_or_else(|| corrupt("join key does not decode"))?;
+    rec.fields.push((topo.join.key.clone(), key_value));
+    for (slot, &src) in topo.join.inputs.iter().enumerate() {
+        let bytes = slots[slot].as_deref().ok_or_else(|| corrupt("incomplete join entry"))?;
+        let values = decode_row(bytes).ok_or_else(|| corrupt("join row does not decode"))?;
+        for (name, v) in topo.sources[src].projection.iter().zip(values) {
+            if rec.get(name).is_none() {
+                rec.fields.push((name.clone(), v));
+            }
+        }
+    }
+    for op in &topo.join.ops {
+        // Post-join operators cannot reject (`require` is refused by build).
+        let _ = op.apply(&mut rec);
+    }
+    Ok(rec)
+}

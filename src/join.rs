@@ -1,0 +1,180 @@
+//! The join table: one row per key with a slot per input (spec §3).
+//!
+//! Each input is a table keyed by the join key; a record replaces its slot.
+//! The engine compares the new slot bytes with the old ones, so a
+//! re-delivery of an identical (cleaned, projected) record is a no-op, and
+//! the joined row exists exactly when every slot is filled.
+//!
+//! A write-back cache sits in front of the `join.<name>` column family:
+//! changed entries are marked dirty and written in the engine's commit batch.
+//! When the column family fits in the cache at open it is loaded whole and
+//! the cache is *complete*: a miss then means "no such key" without a
+//! RocksDB read. Past `capacity` entries the cache is emptied after a commit
+//! (everything in it is clean then) and misses go to RocksDB.
+
+use std::collections::HashMap;
+
+use rocksdb::WriteBatch;
+
+use crate::store::{join_cf, Store, StoreError};
+
+/// Slots of one key: `None` = that input has no row yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub slots: Box<[Option<Box<[u8]>>]>,
+    dirty: bool,
+}
+
+impl Entry {
+    pub fn is_complete(&self) -> bool {
+        self.slots.iter().all(Option::is_some)
+    }
+
+    pub fn set(&mut self, slot: usize, row: Box<[u8]>) {
+        self.slots[slot] = Some(row);
+        self.dirty = true;
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for s in self.slots.iter() {
+            let len = s.as_ref().map_or(0, |r| r.len() as u64 + 1);
+            let mut v = len;
+            while v >= 0x80 {
+                out.push((v as u8) | 0x80);
+                v >>= 7;
+            }
+            out.push(v as u8);
+            if let Some(r) = s {
+                out.extend_from_slice(r);
+            }
+        }
+        out
+    }
+
+    fn decode(mut b: &[u8], inputs: usize) -> Option<Entry> {
+        let mut slots = Vec::with_capacity(inputs);
+        for _ in 0..inputs {
+            let (mut len, mut shift) = (0u64, 0);
+            loop {
+                let (&c, rest) = b.split_first()?;
+                b = rest;
+                len |= u64::from(c & 0x7f) << shift;
+                if c < 0x80 {
+                    break;
+                }
+                shift += 7;
+            }
+            if len == 0 {
+                slots.push(None);
+            } else {
+                let n = (len - 1) as usize;
+                if b.len() < n {
+                    return None;
+                }
+                slots.push(Some(b[..n].into()));
+                b = &b[n..];
+            }
+        }
+        b.is_empty().then(|| Entry { slots: slots.into(), dirty: false })
+    }
+}
+
+pub struct JoinState {
+    cf: String,
+    inputs: usize,
+    cache: HashMap<Box<[u8]>, Entry>,
+    complete: bool,
+    capacity: usize,
+}
+
+impl JoinState {
+    /// Opens the join table, loading it whole when it fits in `capacity`.
+    pub fn open(store: &Store, name: &str, inputs: usize, capacity: usize) -> Result<JoinState, StoreError> {
+        let cf = join_cf(name);
+        let mut cache = HashMap::new();
+        let mut complete = true;
+        let mut corrupt = None;
+        store.for_each(&cf, |k, v| {
+            if cache.len() >= capacity {
+                complete = false;
+                return false;
+            }
+            match Entry::decode(v, inputs) {
+                Some(e) => {
+                    cache.insert(k.into(), e);
+                }
+                None => corrupt = Some(k.to_vec()),
+            }
+            true
+        })?;
+        if let Some(k) = corrupt {
+            return Err(StoreError::Corrupt { path: store.path().into(), what: format!("join entry {k:?} does not decode") });
+        }
+        if !complete {
+            cache.clear();
+        }
+        Ok(JoinState { cf, inputs, cache, complete, capacity })
+    }
+
+    /// The entry of `key`, created empty if the key is new.
+    pub fn entry(&mut self, store: &Store, key: &[u8]) -> Result<&mut Entry, StoreError> {
+        if !self.cache.contains_key(key) {
+            let loaded = if self.complete {
+                None
+            } else {
+                match store.get(&self.cf, key)? {
+                    Some(v) => Some(Entry::decode(&v, self.inputs).ok_or_else(|| StoreError::Corrupt {
+                        path: store.path().into(),
+                        what: format!("join entry {key:?} does not decode"),
+                    })?),
+                    None => None,
+                }
+            };
+            let e = loaded.unwrap_or_else(|| Entry { slots: vec![None; self.inputs].into(), dirty: false });
+            self.cache.insert(key.into(), e);
+        }
+        Ok(self.cache.get_mut(key).expect("inserted above"))
+    }
+
+    /// Writes dirty entries into the batch and marks them clean.
+    pub fn drain_into(&mut self, store: &Store, batch: &mut WriteBatch) -> Result<usize, StoreError> {
+        let cf = store.cf(&self.cf)?;
+        let mut n = 0;
+        for (k, e) in self.cache.iter_mut().filter(|(_, e)| e.dirty) {
+            batch.put_cf(cf, k, e.encode());
+            e.dirty = false;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// After a commit: drop the cache if it outgrew its capacity.
+    pub fn after_commit(&mut self) {
+        if self.cache.len() > self.capacity {
+            self.cache.clear();
+            self.complete = false;
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_encoding_round_trips() {
+        let e = Entry { slots: vec![Some(b"abc".to_vec().into()), None, Some(vec![0u8; 300].into())].into(), dirty: false };
+        assert_eq!(Entry::decode(&e.encode(), 3), Some(e.clone()));
+        assert_eq!(Entry::decode(&e.encode(), 2), None);
+        assert_eq!(Entry::decode(&[5], 1), None);
+    }
+}

@@ -1,0 +1,42 @@
+//! pinstream: a Kafka Streams-style stateful stream processor for the
+//! Pinterest pipeline.
+//!
+//! Data flow: a [`pipeline::Source`] yields raw records → the source's
+//! [`ops`] clean them (stateless, parallel; rejects go to a
+//! [`pipeline::DeadLetterSink`]) → the [`engine`] joins them on their key
+//! ([`join`]), derives fields and feeds the [`agg`]regates, committing state
+//! and source positions together in RocksDB ([`store`]) → [`query`] answers
+//! named questions from a snapshot.
+//!
+//! A topology is written in the TOML DSL ([`dsl`]) or built in code as a
+//! [`dsl::TopologySpec`]; [`dsl::TopologySpec::build`] validates it into a
+//! runnable [`topology::Topology`].
+
+pub mod agg;
+pub mod archive;
+pub mod dsl;
+pub mod emulate;
+pub mod engine;
+pub mod join;
+pub mod offsets;
+pub mod ops;
+pub mod pipeline;
+pub mod query;
+pub mod replay;
+pub mod store;
+pub mod tdigest;
+pub mod topology;
+pub mod value;
+
+/// The product topology (`topologies/pinterest.toml`), built into the binary.
+pub const PINTEREST_TOPOLOGY: &str = include_str!("../topologies/pinterest.toml");
+
+/// Parses and builds a topology from TOML text; errors carry line numbers.
+pub fn load_topology(text: &str) -> Result<topology::Topology, Vec<dsl::SpecError>> {
+    let parsed = dsl::parse(text);
+    let spec = parsed.spec.ok_or(parsed.errors)?;
+    spec.build().map_err(|mut errors| {
+        parsed.spans.annotate(&mut errors);
+        errors
+    })
+}

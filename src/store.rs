@@ -1,0 +1,254 @@
+//! RocksDB state: one column family per store, offsets beside them.
+//!
+//! Column families and key layout:
+//! - `meta`: `fingerprint` → topology fingerprint (u64 LE);
+//!   `pos\0<topic>\0<partition i32 BE>` → processed offset ranges
+//!   (`offsets::Ranges` bytes); `wm\0<aggregate>` → event-time watermark
+//!   (i64 LE) of a windowed aggregate.
+//! - `join.<join name>`: key = the join key (order-preserving tuple
+//!   encoding, `value::encode_key`) → one slot per input, each
+//!   `varint(len + 1)` + row bytes (`value::encode_row` of the input's
+//!   projection), `0` for an empty slot.
+//! - `agg.<aggregate name>`: key = `[window start (Ts)]` + group_by values +
+//!   (distinct values | item values + by value), tuple-encoded, so an
+//!   iterator yields groups in key order and windows in time order; value =
+//!   i64 LE multiplicity (count, distinct_count, max_by), combined by the
+//!   `add` merge operator, or a serialized t-digest (quantiles) combined by
+//!   the `tdigest` merge operator. Writers only ever *merge* deltas, so
+//!   pre-aggregated batches from any number of writers combine.
+//!
+//! Invariant: a commit is one `WriteBatch` holding the join rows, aggregate
+//! deltas, source positions and watermarks it covers: after a crash the state
+//! is as of some commit, never half of one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rocksdb::{ColumnFamilyDescriptor, IteratorMode, MergeOperands, Options, WriteBatch, DB};
+
+use crate::dsl::Function;
+use crate::offsets::Ranges;
+use crate::tdigest::TDigest;
+use crate::topology::Topology;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("RocksDB error in {path}: {source}")]
+    Rocks {
+        path: PathBuf,
+        #[source]
+        source: rocksdb::Error,
+    },
+    #[error(
+        "state dir {path} was written by a different topology (fingerprint {found:016x}, this topology {expected:016x}); \
+         use another --state-dir or delete it to start over"
+    )]
+    TopologyMismatch { path: PathBuf, found: u64, expected: u64 },
+    #[error("corrupt state in {path}: {what}")]
+    Corrupt { path: PathBuf, what: String },
+}
+
+impl StoreError {
+    /// Whether a supervisor may retry the operation (I/O hiccups) rather
+    /// than stop (corruption, wrong topology).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Rocks { source, .. } => matches!(
+                source.kind(),
+                rocksdb::ErrorKind::Busy | rocksdb::ErrorKind::TimedOut | rocksdb::ErrorKind::TryAgain | rocksdb::ErrorKind::Incomplete
+            ),
+            _ => false,
+        }
+    }
+}
+
+fn add_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
+    let read = |b: &[u8]| b.try_into().map(i64::from_le_bytes).unwrap_or(0);
+    let sum = ops.iter().fold(existing.map_or(0, read), |acc, b| acc.wrapping_add(read(b)));
+    Some(sum.to_le_bytes().to_vec())
+}
+
+fn tdigest_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
+    Some(TDigest::merge_bytes(existing, ops.iter()))
+}
+
+pub const META: &str = "meta";
+
+pub fn join_cf(name: &str) -> String {
+    format!("join.{name}")
+}
+
+pub fn agg_cf(name: &str) -> String {
+    format!("agg.{name}")
+}
+
+fn pos_key(topic: &str, partition: i32) -> Vec<u8> {
+    let mut k = b"pos\0".to_vec();
+    k.extend_from_slice(topic.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+fn wm_key(agg: &str) -> Vec<u8> {
+    let mut k = b"wm\0".to_vec();
+    k.extend_from_slice(agg.as_bytes());
+    k
+}
+
+/// The opened state of one topology.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the state dir for a topology.
+    pub fn open(path: &Path, topo: &Topology) -> Result<Store, StoreError> {
+        let rocks = |source| StoreError::Rocks { path: path.to_path_buf(), source };
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            what: format!("cannot create the state dir: {e}"),
+        })?;
+        let mut db_opts = Options::default();
+        db_opts.create_if_missing(true);
+        db_opts.create_missing_column_families(true);
+        db_opts.increase_parallelism(2);
+
+        let mut wanted: Vec<(String, Options)> = vec![(META.into(), Options::default())];
+        let mut jo = Options::default();
+        jo.set_write_buffer_size(64 << 20);
+        wanted.push((join_cf(&topo.join.name), jo));
+        for a in &topo.aggregates {
+            let mut o = Options::default();
+            match a.function {
+                Function::Quantiles => o.set_merge_operator_associative("tdigest", tdigest_merge),
+                _ => o.set_merge_operator_associative("add", add_merge),
+            }
+            wanted.push((agg_cf(&a.name), o));
+        }
+        // RocksDB must open every existing family; ones this topology does
+        // not know are opened plainly (the fingerprint check decides).
+        let existing = DB::list_cf(&Options::default(), path).unwrap_or_default();
+        for name in existing {
+            if name != "default" && !wanted.iter().any(|(n, _)| *n == name) {
+                wanted.push((name, Options::default()));
+            }
+        }
+        let cfs = wanted.into_iter().map(|(n, o)| ColumnFamilyDescriptor::new(n, o));
+        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(rocks)?;
+        let store = Store { db, path: path.to_path_buf() };
+        let meta = store.cf(META)?;
+        match store.db.get_cf(meta, b"fingerprint").map_err(rocks)? {
+            Some(v) => {
+                let found = v.as_slice().try_into().map(u64::from_le_bytes).unwrap_or(0);
+                if found != topo.fingerprint {
+                    return Err(StoreError::TopologyMismatch { path: path.to_path_buf(), found, expected: topo.fingerprint });
+                }
+            }
+            None => store.db.put_cf(meta, b"fingerprint", topo.fingerprint.to_le_bytes()).map_err(rocks)?,
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn rocks(&self, source: rocksdb::Error) -> StoreError {
+        StoreError::Rocks { path: self.path.clone(), source }
+    }
+
+    pub fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
+        self.db.cf_handle(name).ok_or_else(|| StoreError::Corrupt {
+            path: self.path.clone(),
+            what: format!("column family `{name}` is missing"),
+        })
+    }
+
+    pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.get_cf(self.cf(cf)?, key).map_err(|e| self.rocks(e))
+    }
+
+    /// Every entry of a column family, from one consistent snapshot.
+    pub fn scan(&self, cf: &str) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StoreError> {
+        let snap = self.db.snapshot();
+        let cf = self.cf(cf)?;
+        snap.iterator_cf(cf, IteratorMode::Start)
+            .map(|r| r.map_err(|e| self.rocks(e)))
+            .collect()
+    }
+
+    /// Calls `f` for each entry (in key order) until it returns false.
+    pub fn for_each(&self, cf: &str, mut f: impl FnMut(&[u8], &[u8]) -> bool) -> Result<(), StoreError> {
+        let cf = self.cf(cf)?;
+        for item in self.db.iterator_cf(cf, IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.rocks(e))?;
+            if !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.db.write(batch).map_err(|e| self.rocks(e))
+    }
+
+    /// Stores positions into a batch.
+    pub fn put_position(&self, batch: &mut WriteBatch, topic: &str, partition: i32, r: &Ranges) -> Result<(), StoreError> {
+        batch.put_cf(self.cf(META)?, pos_key(topic, partition), r.to_bytes());
+        Ok(())
+    }
+
+    pub fn put_watermark(&self, batch: &mut WriteBatch, agg: &str, wm: i64) -> Result<(), StoreError> {
+        batch.put_cf(self.cf(META)?, wm_key(agg), wm.to_le_bytes());
+        Ok(())
+    }
+
+    pub fn watermark(&self, agg: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(META, &wm_key(agg))?.and_then(|v| v.as_slice().try_into().ok().map(i64::from_le_bytes)))
+    }
+
+    /// Every stored source position.
+    pub fn positions(&self) -> Result<HashMap<(String, i32), Ranges>, StoreError> {
+        let mut out = HashMap::new();
+        let mut bad = None;
+        self.for_each(META, |k, v| {
+            if let Some(rest) = k.strip_prefix(b"pos\0") {
+                let parsed = (rest.len() > 5).then(|| {
+                    let (topic, p) = rest.split_at(rest.len() - 5);
+                    let part = i32::from_be_bytes(p[1..].try_into().unwrap());
+                    (String::from_utf8_lossy(topic).into_owned(), part)
+                });
+                match (parsed, Ranges::from_bytes(v)) {
+                    (Some(key), Some(r)) => {
+                        out.insert(key, r);
+                    }
+                    _ => bad = Some(String::from_utf8_lossy(k).into_owned()),
+                }
+            }
+            true
+        })?;
+        match bad {
+            Some(k) => Err(StoreError::Corrupt { path: self.path.clone(), what: format!("bad position entry {k:?}") }),
+            None => Ok(out),
+        }
+    }
+
+    /// Approximate on-disk size of the live data, in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        let mut total = 0;
+        for name in DB::list_cf(&Options::default(), &self.path).unwrap_or_default() {
+            if let Some(cf) = self.db.cf_handle(&name) {
+                total += self.db.property_int_value_cf(cf, "rocksdb.estimate-live-data-size").ok().flatten().unwrap_or(0);
+                total += self.db.property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables").ok().flatten().unwrap_or(0);
+            }
+        }
+        total
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|e| self.rocks(e))
+    }
+}

@@ -1,0 +1,539 @@
+//! What runs: a validated, compiled topology.
+//!
+//! [`TopologySpec::build`] is the only way to get a [`Topology`]. It performs
+//! every check (names, references, function arguments, windows, queries) and
+//! returns **all** errors at once, each with its path. It also computes the
+//! projection of every join input: the fields the join must keep for the
+//! post-join operators and aggregates, so the join state holds a few fields
+//! per key instead of whole records.
+//!
+//! Invariants of a built topology: every reference resolves (sources, fields
+//! where the schema is known, aggregates, queries, columns); every source is
+//! an input of the join; aggregate and query names are unique.
+
+use std::collections::HashSet;
+
+use crate::dsl::{self, AggregateSpec, Function, OpSpec, QueryKind, QuerySpec, SpecError, TopologySpec};
+use crate::ops::{self, Op};
+use crate::value::{intern, Name};
+
+/// A compiled source.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    /// Topic template (`${prefix}` not yet replaced).
+    pub topic: String,
+    pub key: Name,
+    pub ops: Vec<Op>,
+    /// Fields (besides the key) that the join keeps from this source.
+    pub projection: Vec<Name>,
+}
+
+impl Source {
+    /// The topic name for a prefix.
+    pub fn topic_for(&self, prefix: &str) -> String {
+        self.topic.replace("${prefix}", prefix)
+    }
+}
+
+/// The compiled join.
+#[derive(Debug, Clone)]
+pub struct Join {
+    pub name: String,
+    pub key: Name,
+    /// Source indices, in input order.
+    pub inputs: Vec<usize>,
+    pub ops: Vec<Op>,
+}
+
+/// A tumbling window, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Window {
+    pub size: i64,
+    pub retention: i64,
+}
+
+/// A compiled aggregate (state store).
+#[derive(Debug, Clone)]
+pub struct Aggregate {
+    pub name: String,
+    pub description: String,
+    pub function: Function,
+    pub group_by: Vec<Name>,
+    /// `distinct` fields (distinct_count) or `item` fields (max_by).
+    pub extra: Vec<Name>,
+    /// `by` (max_by) or `value` (quantiles).
+    pub measure: Option<Name>,
+    pub compression: f64,
+    pub window: Option<(Name, Window)>,
+    /// Row columns, in order.
+    pub columns: Vec<String>,
+}
+
+/// A compiled query.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub name: String,
+    pub description: String,
+    pub aggregate: usize,
+    pub kind: QueryKind,
+    /// Indices into the aggregate's group_by.
+    pub per: Vec<usize>,
+    /// (column index, min, max)
+    pub range: Option<(usize, Option<f64>, Option<f64>)>,
+    pub q: f64,
+    /// (aggregate column index, output name)
+    pub columns: Vec<(usize, String)>,
+}
+
+/// A runnable topology.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub spec: TopologySpec,
+    pub sources: Vec<Source>,
+    pub join: Join,
+    pub aggregates: Vec<Aggregate>,
+    pub queries: Vec<Query>,
+    /// Query indices of the batch answer.
+    pub answers: Vec<usize>,
+    /// Hash of everything that shapes state (sources, join, aggregates; not
+    /// queries): a state dir written under another fingerprint is refused.
+    pub fingerprint: u64,
+}
+
+/// Parses `"90s"`, `"30m"`, `"1h"`, `"1d"`, `"1w"` into seconds.
+pub fn parse_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let n: i64 = s[..split].parse().ok()?;
+    let unit = match &s[split..] {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    (n > 0).then_some(n * unit)
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Fields an operator reads (for the join's projection).
+fn op_inputs(op: &OpSpec) -> Vec<String> {
+    match op {
+        OpSpec::NullIf { fields: dsl::FieldSet::List(l), .. } => l.clone(),
+        OpSpec::NullIf { .. } => vec![],
+        OpSpec::ParseCount { field, .. }
+        | OpSpec::StripPrefix { field, .. }
+        | OpSpec::Cast { field, .. }
+        | OpSpec::ParseTimestamp { field, .. }
+        | OpSpec::Year { field, .. }
+        | OpSpec::Bucket { field, .. } => vec![field.clone()],
+        OpSpec::Rename { from, .. } => vec![from.clone()],
+        OpSpec::Drop { .. } => vec![],
+        OpSpec::Select { fields } | OpSpec::Concat { fields, .. } | OpSpec::Array { fields, .. } | OpSpec::Require { fields } => {
+            fields.clone()
+        }
+    }
+}
+
+impl AggregateSpec {
+    /// Every post field the aggregate reads.
+    pub fn fields(&self) -> Vec<String> {
+        let mut f = self.group_by.clone();
+        f.extend(self.distinct.iter().cloned());
+        f.extend(self.item.iter().cloned());
+        f.extend(self.by.iter().cloned());
+        f.extend(self.value.iter().cloned());
+        f.extend(self.window.iter().map(|w| w.field.clone()));
+        f
+    }
+}
+
+fn unique<'a>(kind: &str, names: impl Iterator<Item = (usize, &'a str)>, errors: &mut Vec<SpecError>) {
+    let mut seen = HashSet::new();
+    for (i, n) in names {
+        if n.is_empty() {
+            errors.push(SpecError::new(format!("{kind}[{i}].name"), "name is empty"));
+        } else if !seen.insert(n) {
+            errors.push(SpecError::new(format!("{kind}[{i}].name"), format!("duplicate {kind} name `{n}`")));
+        }
+    }
+}
+
+fn need_field(known: &Option<Vec<String>>, f: &str, path: &str, what: &str, errors: &mut Vec<SpecError>) {
+    if let Some(k) = known {
+        if !k.iter().any(|x| x == f) {
+            let cands: Vec<&str> = k.iter().map(String::as_str).collect();
+            let hint = dsl::suggest(f, &cands)
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("joined rows have: {}", k.join(", ")));
+            errors.push(SpecError::new(path, format!("{what} `{f}` is not a field of the joined rows")).hint(hint));
+        }
+    }
+}
+
+impl TopologySpec {
+    /// Validates and compiles the topology, reporting every error.
+    pub fn build(&self) -> Result<Topology, Vec<SpecError>> {
+        let mut errors = Vec::new();
+        if self.name.trim().is_empty() {
+            errors.push(SpecError::new("name", "topology name is empty"));
+        }
+        if self.sources.is_empty() {
+            errors.push(SpecError::new("source", "no sources").hint("add a [[source]] table"));
+        }
+        unique("source", self.sources.iter().enumerate().map(|(i, s)| (i, s.name.as_str())), &mut errors);
+        unique("aggregate", self.aggregates.iter().enumerate().map(|(i, s)| (i, s.name.as_str())), &mut errors);
+        unique("query", self.queries.iter().enumerate().map(|(i, s)| (i, s.name.as_str())), &mut errors);
+
+        // Sources: operators over the known field list.
+        let mut schemas: Vec<Option<Vec<String>>> = Vec::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let path = format!("source[{i}]");
+            if s.topic.trim().is_empty() {
+                errors.push(SpecError::new(format!("{path}.topic"), "topic is empty").hint("e.g. topic = \"${prefix}.pin\""));
+            }
+            let mut fields = s.schema.clone();
+            for (j, op) in s.ops.iter().enumerate() {
+                ops::check(op, &mut fields, &format!("{path}.op[{j}]"), &mut errors);
+            }
+            if let Some(f) = &fields {
+                if !f.contains(&s.key) {
+                    errors.push(
+                        SpecError::new(format!("{path}.key"), format!("key `{}` is not a field after the operators", s.key))
+                            .hint(format!("fields after the operators: {}", f.join(", "))),
+                    );
+                }
+            }
+            schemas.push(fields);
+        }
+
+        // Join.
+        let mut input_idx = Vec::new();
+        let Some(join) = &self.join else {
+            errors.push(SpecError::new("join", "missing [join]").hint("add [join] with name, key and inputs"));
+            return Err(errors);
+        };
+        if join.inputs.is_empty() {
+            errors.push(SpecError::new("join.inputs", "no inputs"));
+        }
+        for (k, name) in join.inputs.iter().enumerate() {
+            match self.sources.iter().position(|s| &s.name == name) {
+                Some(i) if input_idx.contains(&i) => {
+                    errors.push(SpecError::new(format!("join.inputs[{k}]"), format!("source `{name}` listed twice")))
+                }
+                Some(i) => input_idx.push(i),
+                None => {
+                    let cands: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
+                    errors.push(
+                        SpecError::new(format!("join.inputs[{k}]"), format!("unknown source `{name}`"))
+                            .hint(dsl::suggest(name, &cands).map_or_else(|| format!("sources: {}", cands.join(", ")), |s| format!("did you mean `{s}`?"))),
+                    );
+                }
+            }
+        }
+        for (i, s) in self.sources.iter().enumerate() {
+            if !input_idx.contains(&i) && join.inputs.iter().all(|n| n != &s.name) {
+                errors.push(
+                    SpecError::new(format!("source[{i}]"), format!("source `{}` is not an input of the join", s.name))
+                        .hint("add it to join.inputs or remove it"),
+                );
+            }
+        }
+        // Joined row schema: key, then each input's fields in input order.
+        let mut post: Option<Vec<String>> = Some(vec![join.key.clone()]);
+        for &i in &input_idx {
+            match (&mut post, &schemas[i]) {
+                (Some(p), Some(f)) => {
+                    for x in f {
+                        if x != &self.sources[i].key && !p.contains(x) {
+                            p.push(x.clone());
+                        }
+                    }
+                }
+                _ => post = None,
+            }
+        }
+        for (j, op) in join.ops.iter().enumerate() {
+            if matches!(op, OpSpec::Require { .. }) {
+                errors.push(SpecError::new(format!("join.op[{j}]"), "`require` is not allowed after the join").hint("put it in the source"));
+            }
+            ops::check(op, &mut post, &format!("join.op[{j}]"), &mut errors);
+        }
+
+        // Aggregates.
+        let mut aggregates = Vec::new();
+        for (i, a) in self.aggregates.iter().enumerate() {
+            let path = format!("aggregate[{i}]");
+            for f in a.fields() {
+                need_field(&post, &f, &path, "field", &mut errors);
+            }
+            let arg_err = |errors: &mut Vec<SpecError>, arg: &str, msg: &str| {
+                errors.push(SpecError::new(format!("{path}.{arg}"), format!("{:?}: {msg}", a.function).to_lowercase()));
+            };
+            let (extra, measure) = match a.function {
+                Function::Count => (vec![], None),
+                Function::DistinctCount => {
+                    if a.distinct.is_empty() {
+                        arg_err(&mut errors, "distinct", "needs `distinct = [fields]`");
+                    }
+                    (a.distinct.clone(), None)
+                }
+                Function::MaxBy => {
+                    if a.by.is_none() {
+                        arg_err(&mut errors, "by", "needs `by = \"field\"`");
+                    }
+                    (a.item.clone(), a.by.clone())
+                }
+                Function::Quantiles => {
+                    if a.value.is_none() {
+                        arg_err(&mut errors, "value", "needs `value = \"field\"`");
+                    }
+                    (vec![], a.value.clone())
+                }
+            };
+            if a.function != Function::DistinctCount && !a.distinct.is_empty() {
+                arg_err(&mut errors, "distinct", "`distinct` only applies to distinct_count");
+            }
+            if a.function != Function::MaxBy && (a.by.is_some() || !a.item.is_empty()) {
+                arg_err(&mut errors, "by", "`by`/`item` only apply to max_by");
+            }
+            if a.function != Function::Quantiles && (a.value.is_some() || a.compression.is_some()) {
+                arg_err(&mut errors, "value", "`value`/`compression` only apply to quantiles");
+            }
+            let compression = a.compression.unwrap_or(200.0);
+            if !(10.0..=10_000.0).contains(&compression) {
+                arg_err(&mut errors, "compression", "must be between 10 and 10000");
+            }
+            let window = a.window.as_ref().and_then(|w| {
+                let size = parse_duration(&w.size);
+                let retention = parse_duration(&w.retention);
+                if size.is_none() {
+                    errors.push(SpecError::new(format!("{path}.window.size"), format!("bad duration `{}`", w.size)).hint("e.g. \"1h\", \"1d\", \"30m\""));
+                }
+                if retention.is_none() {
+                    errors.push(SpecError::new(format!("{path}.window.retention"), format!("bad duration `{}`", w.retention)).hint("e.g. \"30d\""));
+                }
+                let (size, retention) = (size?, retention?);
+                if retention < size {
+                    errors.push(SpecError::new(format!("{path}.window.retention"), "retention is shorter than the window size"));
+                }
+                Some((intern(&w.field), Window { size, retention }))
+            });
+            let mut columns: Vec<String> = a.group_by.clone();
+            match a.function {
+                Function::Count | Function::DistinctCount => columns.push("count".into()),
+                Function::MaxBy => {
+                    columns.extend(a.item.iter().cloned());
+                    columns.extend(a.by.iter().cloned());
+                }
+                Function::Quantiles => columns.push("quantile".into()),
+            }
+            aggregates.push(Aggregate {
+                name: a.name.clone(),
+                description: a.description.clone(),
+                function: a.function,
+                group_by: a.group_by.iter().map(|s| intern(s)).collect(),
+                extra: extra.iter().map(|s| intern(s)).collect(),
+                measure: measure.map(|m| intern(&m)),
+                compression,
+                window,
+                columns,
+            });
+        }
+
+        // Queries.
+        let queries: Vec<Query> = self
+            .queries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, q)| build_query(i, q, self, &aggregates, &mut errors))
+            .collect();
+        let answers = if self.answers.is_empty() {
+            (0..queries.len()).collect()
+        } else {
+            self.answers
+                .iter()
+                .enumerate()
+                .filter_map(|(k, name)| {
+                    let found = self.queries.iter().position(|q| &q.name == name);
+                    if found.is_none() {
+                        let cands: Vec<&str> = self.queries.iter().map(|q| q.name.as_str()).collect();
+                        errors.push(
+                            SpecError::new(format!("answers[{k}]"), format!("unknown query `{name}`"))
+                                .hint(dsl::suggest(name, &cands).map_or("list names of [[query]] tables".into(), |s| format!("did you mean `{s}`?"))),
+                        );
+                    }
+                    found
+                })
+                .collect()
+        };
+
+        // Projection: the fields the aggregates and post-join operators read.
+        let mut needed: Vec<String> = Vec::new();
+        for f in self.aggregates.iter().flat_map(|a| a.fields()).chain(join.ops.iter().flat_map(op_inputs)) {
+            if !needed.contains(&f) {
+                needed.push(f);
+            }
+        }
+        let mut claimed: Vec<(String, usize)> = Vec::new();
+        let mut projections = vec![Vec::new(); self.sources.len()];
+        for &i in &input_idx {
+            let src = &self.sources[i];
+            for f in &needed {
+                if f == &src.key || f == &join.key {
+                    continue;
+                }
+                let has = schemas[i].as_ref().is_none_or(|s| s.contains(f));
+                if !has {
+                    continue;
+                }
+                if let Some((_, by)) = claimed.iter().find(|(c, _)| c == f) {
+                    if schemas[i].is_some() {
+                        errors.push(
+                            SpecError::new(format!("source[{i}]"), format!("field `{f}` comes from both `{}` and `{}`", self.sources[*by].name, src.name))
+                                .hint("rename or drop it in one of the sources"),
+                        );
+                    }
+                    continue;
+                }
+                if schemas[i].is_some() {
+                    claimed.push((f.clone(), i));
+                }
+                projections[i].push(intern(f));
+            }
+        }
+
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let sources = self
+            .sources
+            .iter()
+            .zip(projections)
+            .map(|(s, projection)| Source {
+                name: s.name.clone(),
+                topic: s.topic.clone(),
+                key: intern(&s.key),
+                ops: s.ops.iter().map(Op::compile).collect(),
+                projection,
+            })
+            .collect();
+        let shape = serde_json::to_string(&(&self.sources, &self.join, &self.aggregates)).unwrap_or_default();
+        Ok(Topology {
+            spec: self.clone(),
+            sources,
+            join: Join {
+                name: join.name.clone(),
+                key: intern(&join.key),
+                inputs: input_idx,
+                ops: join.ops.iter().map(Op::compile).collect(),
+            },
+            aggregates,
+            queries,
+            answers,
+            fingerprint: fnv1a(shape.as_bytes()),
+        })
+    }
+}
+
+fn build_query(i: usize, q: &QuerySpec, spec: &TopologySpec, aggregates: &[Aggregate], errors: &mut Vec<SpecError>) -> Option<Query> {
+    let path = format!("query[{i}]");
+    let Some(a_idx) = spec.aggregates.iter().position(|a| a.name == q.from) else {
+        let cands: Vec<&str> = spec.aggregates.iter().map(|a| a.name.as_str()).collect();
+        errors.push(
+            SpecError::new(format!("{path}.from"), format!("unknown aggregate `{}`", q.from))
+                .hint(dsl::suggest(&q.from, &cands).map_or_else(|| format!("aggregates: {}", cands.join(", ")), |s| format!("did you mean `{s}`?"))),
+        );
+        return None;
+    };
+    let agg = aggregates.get(a_idx)?;
+    let col = |name: &str, what: &str, errors: &mut Vec<SpecError>| -> Option<usize> {
+        let found = agg.columns.iter().position(|c| c == name);
+        if found.is_none() {
+            let cands: Vec<&str> = agg.columns.iter().map(String::as_str).collect();
+            errors.push(
+                SpecError::new(format!("{path}.{what}"), format!("`{name}` is not a column of aggregate `{}`", agg.name))
+                    .hint(dsl::suggest(name, &cands).map_or_else(|| format!("columns: {}", cands.join(", ")), |s| format!("did you mean `{s}`?"))),
+            );
+        }
+        found
+    };
+    let mut ok = true;
+    let mut per = Vec::new();
+    for p in &q.per {
+        match agg.group_by.iter().position(|g| &**g == p) {
+            Some(k) => per.push(k),
+            None => {
+                ok = false;
+                errors.push(
+                    SpecError::new(format!("{path}.per"), format!("`{p}` is not a group_by field of `{}`", agg.name))
+                        .hint(format!("group_by: {}", agg.group_by.iter().map(|g| &**g).collect::<Vec<_>>().join(", "))),
+                );
+            }
+        }
+    }
+    if q.kind == QueryKind::Rows && !q.per.is_empty() {
+        errors.push(SpecError::new(format!("{path}.per"), "`per` only applies to kind = \"top\""));
+    }
+    let range = match &q.range {
+        Some(r) => match col(&r.field, "range.field", errors) {
+            Some(c) => Some((c, r.min, r.max)),
+            None => {
+                ok = false;
+                None
+            }
+        },
+        None => None,
+    };
+    if q.q.is_some() && agg.function != Function::Quantiles {
+        errors.push(SpecError::new(format!("{path}.q"), "`q` only applies to quantiles aggregates"));
+    }
+    let qv = q.q.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&qv) {
+        errors.push(SpecError::new(format!("{path}.q"), format!("q = {qv} is outside [0, 1]")));
+    }
+    if q.columns.is_empty() {
+        errors.push(SpecError::new(format!("{path}.columns"), "no columns").hint(format!("columns of `{}`: {}", agg.name, agg.columns.join(", "))));
+    }
+    let mut columns = Vec::new();
+    for c in &q.columns {
+        let (src, out) = match c.split_once(" as ") {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (c.trim(), c.trim()),
+        };
+        match col(src, "columns", errors) {
+            Some(k) => columns.push((k, out.to_string())),
+            None => ok = false,
+        }
+    }
+    ok.then(|| Query {
+        name: q.name.clone(),
+        description: q.description.clone(),
+        aggregate: a_idx,
+        kind: q.kind,
+        per,
+        range,
+        q: qv,
+        columns,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(90));
+        assert_eq!(parse_duration("1d"), Some(86_400));
+        assert_eq!(parse_duration("2w"), Some(1_209_600));
+        assert_eq!(parse_duration("0h"), None);
+        assert_eq!(parse_duration("1y"), None);
+        assert_eq!(parse_duration("h"), None);
+    }
+}

@@ -1,0 +1,688 @@
+//! Values and records: the data model every operator, store and sink shares.
+//!
+//! A [`Record`] is a small ordered list of `(name, value)` pairs. Records are
+//! schemaless on purpose (the topology decides what fields mean), field names
+//! are interned `Arc<str>` so that millions of records share one allocation
+//! per name, and field order is kept because the cleaned output of a source
+//! has a documented column order.
+//!
+//! Timestamps are a value kind of their own ([`Value::Ts`], UTC seconds since
+//! the epoch): the inputs carry second precision, and a distinct kind lets
+//! `year` and windows reject a field that was never parsed.
+//!
+//! Two encodings live here because they must agree with [`Value`]:
+//! - [`encode_row`]/[`decode_row`]: compact, non-ordered encoding of a list of
+//!   values (join-table rows in RocksDB and in the join cache);
+//! - [`encode_key`]/[`decode_key`]: order-preserving tuple encoding for store
+//!   keys (see `store.rs` for the key layout), so a RocksDB iterator yields
+//!   rows sorted by their key columns.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserializer, Serialize, Serializer};
+
+/// Interned field name.
+pub type Name = Arc<str>;
+
+/// One field value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    /// UTC timestamp, seconds since the Unix epoch.
+    Ts(i64),
+    Array(Vec<Value>),
+    Object(Vec<(Name, Value)>),
+}
+
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Numeric view (ints, floats); used by buckets, quantiles and max-by.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+
+    /// Short name of the kind, for error messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "string",
+            Value::Ts(_) => "timestamp",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+
+    fn rank(&self) -> u8 {
+        match self {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Int(_) | Value::Float(_) => 2,
+            Value::Str(_) => 3,
+            Value::Ts(_) => 4,
+            Value::Array(_) => 5,
+            Value::Object(_) => 6,
+        }
+    }
+
+    /// Total order used for sorting rows and breaking ties: by kind, then
+    /// numerically (ints and floats compare with each other), strings
+    /// byte-wise (so "alphabetically smallest" is the spec's tie rule).
+    pub fn total_cmp(&self, other: &Value) -> Ordering {
+        match (self, other) {
+            (Value::Int(a), Value::Int(b)) => a.cmp(b),
+            (Value::Str(a), Value::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Value::Ts(a), Value::Ts(b)) => a.cmp(b),
+            (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+            (a, b) if a.rank() == 2 && b.rank() == 2 => {
+                a.as_f64().unwrap().total_cmp(&b.as_f64().unwrap())
+            }
+            (Value::Array(a), Value::Array(b)) => cmp_slices(a, b),
+            (a, b) => a.rank().cmp(&b.rank()),
+        }
+    }
+}
+
+/// Lexicographic comparison of value tuples with [`Value::total_cmp`].
+pub fn cmp_slices(a: &[Value], b: &[Value]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        let o = x.total_cmp(y);
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Formats a timestamp as ISO 8601 UTC (`2020-08-28T03:52:47Z`).
+pub fn format_ts(secs: i64) -> String {
+    match chrono::DateTime::from_timestamp(secs, 0) {
+        Some(dt) => dt.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        None => secs.to_string(),
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(f) => s.serialize_f64(*f),
+            Value::Str(v) => s.serialize_str(v),
+            Value::Ts(t) => s.serialize_str(&format_ts(*t)),
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for i in items {
+                    seq.serialize_element(i)?;
+                }
+                seq.end()
+            }
+            Value::Object(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(&**k, v)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Str(s) => f.write_str(s),
+            Value::Ts(t) => f.write_str(&format_ts(*t)),
+            other => f.write_str(&serde_json::to_string(other).unwrap_or_default()),
+        }
+    }
+}
+
+thread_local! {
+    static NAMES: RefCell<HashSet<Name>> = RefCell::new(HashSet::new());
+}
+
+/// Upper bound on interned names per thread: records with random keys must
+/// not grow the interner without limit; past it names are allocated as is.
+const MAX_INTERNED: usize = 4096;
+
+/// Returns the shared `Arc<str>` for a field name.
+pub fn intern(name: &str) -> Name {
+    NAMES.with(|cell| {
+        let mut set = cell.borrow_mut();
+        if let Some(n) = set.get(name) {
+            return n.clone();
+        }
+        let n: Name = Arc::from(name);
+        if set.len() < MAX_INTERNED {
+            set.insert(n.clone());
+        }
+        n
+    })
+}
+
+/// A record: ordered fields.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Record {
+    pub fields: Vec<(Name, Value)>,
+}
+
+impl Record {
+    pub fn new() -> Self {
+        Record { fields: Vec::new() }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.fields
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+        self.fields
+            .iter_mut()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Sets a field, replacing it in place or appending it.
+    pub fn set(&mut self, name: &str, value: Value) {
+        match self.get_mut(name) {
+            Some(v) => *v = value,
+            None => self.fields.push((intern(name), value)),
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        let pos = self.fields.iter().position(|(n, _)| &**n == name)?;
+        Some(self.fields.remove(pos).1)
+    }
+
+    /// Parses one JSON object into a record.
+    pub fn from_json(bytes: &[u8]) -> Result<Record, String> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let rec = RecordSeed
+            .deserialize(&mut de)
+            .map_err(|e| format!("invalid JSON: {e}"))?;
+        de.end().map_err(|e| format!("invalid JSON: {e}"))?;
+        Ok(rec)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(&Value::Object(self.fields.clone())).unwrap_or_default()
+    }
+}
+
+/// Deserializes a top-level JSON object into a [`Record`] without building a
+/// `serde_json::Value` first (one pass, names interned).
+struct RecordSeed;
+
+impl<'de> DeserializeSeed<'de> for RecordSeed {
+    type Value = Record;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Record;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Record, A::Error> {
+                Ok(Record {
+                    fields: read_fields(map)?,
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn read_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Vec<(Name, Value)>, A::Error> {
+    let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(12));
+    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        let value = map.next_value_seed(ValueSeed)?;
+        let name = intern(&key);
+        // A repeated key keeps the last value, as serde_json::Value does.
+        if let Some(slot) = fields.iter_mut().find(|(n, _): &&mut (Name, Value)| *n == name) {
+            slot.1 = value;
+        } else {
+            fields.push((name, value));
+        }
+    }
+    Ok(fields)
+}
+
+struct ValueSeed;
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(i64::try_from(v).map_or(Value::Float(v as f64), Value::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::Str(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(ValueSeed)? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        Ok(Value::Object(read_fields(map)?))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Compact row encoding (not ordered): tag byte + payload, varint lengths.
+
+const T_NULL: u8 = 0;
+const T_FALSE: u8 = 1;
+const T_TRUE: u8 = 2;
+const T_INT: u8 = 3;
+const T_FLOAT: u8 = 4;
+const T_STR: u8 = 5;
+const T_TS: u8 = 6;
+const T_ARRAY: u8 = 7;
+const T_OBJECT: u8 = 8;
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(buf: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let (&b, rest) = buf.split_first()?;
+        *buf = rest;
+        v |= u64::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return Some(v);
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+fn encode_value(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.push(T_NULL),
+        Value::Bool(false) => out.push(T_FALSE),
+        Value::Bool(true) => out.push(T_TRUE),
+        Value::Int(i) => {
+            out.push(T_INT);
+            // zigzag so small negatives stay short
+            put_varint(out, ((i << 1) ^ (i >> 63)) as u64);
+        }
+        Value::Float(f) => {
+            out.push(T_FLOAT);
+            out.extend_from_slice(&f.to_le_bytes());
+        }
+        Value::Str(s) => {
+            out.push(T_STR);
+            put_varint(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Ts(t) => {
+            out.push(T_TS);
+            put_varint(out, ((t << 1) ^ (t >> 63)) as u64);
+        }
+        Value::Array(items) => {
+            out.push(T_ARRAY);
+            put_varint(out, items.len() as u64);
+            for i in items {
+                encode_value(i, out);
+            }
+        }
+        Value::Object(fields) => {
+            out.push(T_OBJECT);
+            put_varint(out, fields.len() as u64);
+            for (k, v) in fields {
+                put_varint(out, k.len() as u64);
+                out.extend_from_slice(k.as_bytes());
+                encode_value(v, out);
+            }
+        }
+    }
+}
+
+fn take<'a>(buf: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if buf.len() < n {
+        return None;
+    }
+    let (a, b) = buf.split_at(n);
+    *buf = b;
+    Some(a)
+}
+
+fn decode_value(buf: &mut &[u8]) -> Option<Value> {
+    let (&tag, rest) = buf.split_first()?;
+    *buf = rest;
+    Some(match tag {
+        T_NULL => Value::Null,
+        T_FALSE => Value::Bool(false),
+        T_TRUE => Value::Bool(true),
+        T_INT => {
+            let z = get_varint(buf)?;
+            Value::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
+        }
+        T_FLOAT => Value::Float(f64::from_le_bytes(take(buf, 8)?.try_into().ok()?)),
+        T_STR => {
+            let n = get_varint(buf)? as usize;
+            Value::Str(String::from_utf8(take(buf, n)?.to_vec()).ok()?)
+        }
+        T_TS => {
+            let z = get_varint(buf)?;
+            Value::Ts(((z >> 1) as i64) ^ -((z & 1) as i64))
+        }
+        T_ARRAY => {
+            let n = get_varint(buf)? as usize;
+            let mut items = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                items.push(decode_value(buf)?);
+            }
+            Value::Array(items)
+        }
+        T_OBJECT => {
+            let n = get_varint(buf)? as usize;
+            let mut fields = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                let len = get_varint(buf)? as usize;
+                let k = std::str::from_utf8(take(buf, len)?).ok()?;
+                let name = intern(k);
+                fields.push((name, decode_value(buf)?));
+            }
+            Value::Object(fields)
+        }
+        _ => return None,
+    })
+}
+
+/// Encodes a list of values (a projected row) compactly.
+pub fn encode_row<'a>(values: impl IntoIterator<Item = &'a Value>, out: &mut Vec<u8>) {
+    for v in values {
+        encode_value(v, out);
+    }
+}
+
+/// Decodes a row written by [`encode_row`]; `None` if the bytes are corrupt.
+pub fn decode_row(mut buf: &[u8]) -> Option<Vec<Value>> {
+    let mut values = Vec::new();
+    while !buf.is_empty() {
+        values.push(decode_value(&mut buf)?);
+    }
+    Some(values)
+}
+
+// ---------------------------------------------------------------------------
+// Order-preserving tuple encoding for store keys.
+//
+// Each component is a tag byte followed by a payload whose byte order equals
+// the value order: integers and timestamps as big-endian with the sign bit
+// flipped, floats with the usual IEEE-754 bit twiddle, strings with 0x00
+// escaped as 0x00 0xFF and terminated by 0x00 0x00 (so a prefix sorts first).
+
+const K_NULL: u8 = 0x01;
+const K_FALSE: u8 = 0x02;
+const K_TRUE: u8 = 0x03;
+const K_INT: u8 = 0x04;
+const K_FLOAT: u8 = 0x05;
+const K_STR: u8 = 0x06;
+const K_TS: u8 = 0x07;
+const K_OTHER: u8 = 0x08;
+
+/// Appends one key component.
+pub fn encode_key(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Null => out.push(K_NULL),
+        Value::Bool(false) => out.push(K_FALSE),
+        Value::Bool(true) => out.push(K_TRUE),
+        Value::Int(i) => {
+            out.push(K_INT);
+            out.extend_from_slice(&((*i as u64) ^ (1 << 63)).to_be_bytes());
+        }
+        Value::Float(f) => {
+            out.push(K_FLOAT);
+            let bits = f.to_bits();
+            let ordered = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+            out.extend_from_slice(&ordered.to_be_bytes());
+        }
+        Value::Str(s) => {
+            out.push(K_STR);
+            escape_bytes(s.as_bytes(), out);
+        }
+        Value::Ts(t) => {
+            out.push(K_TS);
+            out.extend_from_slice(&((*t as u64) ^ (1 << 63)).to_be_bytes());
+        }
+        other => {
+            // Arrays and objects are rare as keys; keep them distinct and
+            // decodable, ordered by their JSON text.
+            out.push(K_OTHER);
+            let mut raw = Vec::new();
+            encode_value(other, &mut raw);
+            escape_bytes(&raw, out);
+        }
+    }
+}
+
+fn escape_bytes(bytes: &[u8], out: &mut Vec<u8>) {
+    for &b in bytes {
+        out.push(b);
+        if b == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 0]);
+}
+
+fn unescape_bytes(buf: &mut &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    let b = *buf;
+    loop {
+        let c = *b.get(i)?;
+        if c == 0 {
+            let next = *b.get(i + 1)?;
+            if next == 0 {
+                *buf = &b[i + 2..];
+                return Some(out);
+            }
+            out.push(0);
+            i += 2;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+}
+
+/// Decodes one key component written by [`encode_key`].
+pub fn decode_key(buf: &mut &[u8]) -> Option<Value> {
+    let (&tag, rest) = buf.split_first()?;
+    *buf = rest;
+    Some(match tag {
+        K_NULL => Value::Null,
+        K_FALSE => Value::Bool(false),
+        K_TRUE => Value::Bool(true),
+        K_INT => Value::Int((u64::from_be_bytes(take(buf, 8)?.try_into().ok()?) ^ (1 << 63)) as i64),
+        K_TS => Value::Ts((u64::from_be_bytes(take(buf, 8)?.try_into().ok()?) ^ (1 << 63)) as i64),
+        K_FLOAT => {
+            let o = u64::from_be_bytes(take(buf, 8)?.try_into().ok()?);
+            let bits = if o >> 63 == 1 { o & !(1 << 63) } else { !o };
+            Value::Float(f64::from_bits(bits))
+        }
+        K_STR => Value::Str(String::from_utf8(unescape_bytes(buf)?).ok()?),
+        K_OTHER => {
+            let raw = unescape_bytes(buf)?;
+            decode_value(&mut raw.as_slice())?
+        }
+        _ => return None,
+    })
+}
+
+/// Decodes a whole key tuple.
+pub fn decode_key_tuple(mut buf: &[u8]) -> Option<Vec<Value>> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(decode_key(&mut buf)?);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Value> {
+        vec![
+            Value::Null,
+            Value::Bool(false),
+            Value::Bool(true),
+            Value::Int(i64::MIN),
+            Value::Int(-5),
+            Value::Int(0),
+            Value::Int(7),
+            Value::Int(i64::MAX),
+            Value::Float(-2.5),
+            Value::Float(0.0),
+            Value::Float(3.25),
+            Value::Str(String::new()),
+            Value::Str("a".into()),
+            Value::Str("a\0b".into()),
+            Value::Str("ab".into()),
+            Value::Str("b".into()),
+            Value::Ts(-10),
+            Value::Ts(1_600_000_000),
+            Value::Array(vec![Value::Int(1), Value::Str("x".into())]),
+        ]
+    }
+
+    #[test]
+    fn row_encoding_round_trips() {
+        let vals = samples();
+        let mut buf = Vec::new();
+        encode_row(&vals, &mut buf);
+        assert_eq!(decode_row(&buf).unwrap(), vals);
+    }
+
+    #[test]
+    fn key_encoding_round_trips_and_preserves_order_within_a_kind() {
+        for v in samples() {
+            let mut buf = Vec::new();
+            encode_key(&v, &mut buf);
+            assert_eq!(decode_key_tuple(&buf).unwrap(), vec![v.clone()]);
+        }
+        let ints = [i64::MIN, -5, -1, 0, 1, 300, i64::MAX];
+        let strs = ["", "a", "a\0", "a\0b", "ab", "b"];
+        let enc = |v: Value| {
+            let mut b = Vec::new();
+            encode_key(&v, &mut b);
+            b
+        };
+        for w in ints.windows(2) {
+            assert!(enc(Value::Int(w[0])) < enc(Value::Int(w[1])), "{w:?}");
+        }
+        for w in strs.windows(2) {
+            let (a, b) = (enc(Value::Str(w[0].into())), enc(Value::Str(w[1].into())));
+            assert!(a < b, "{w:?}");
+        }
+        for w in [-1e9, -2.5, -0.0, 0.5, 1e12].windows(2) {
+            assert!(enc(Value::Float(w[0])) < enc(Value::Float(w[1])), "{w:?}");
+        }
+    }
+
+    #[test]
+    fn tuple_prefix_sorts_before_longer_tuple() {
+        let mut a = Vec::new();
+        encode_key(&Value::Str("ab".into()), &mut a);
+        let mut b = Vec::new();
+        encode_key(&Value::Str("a".into()), &mut b);
+        encode_key(&Value::Str("zz".into()), &mut b);
+        assert!(b < a);
+    }
+
+    #[test]
+    fn json_parsing_keeps_order_and_kinds() {
+        let r = Record::from_json(br#"{"b": 1, "a": "x", "c": [1.5, null], "d": {"e": true}}"#).unwrap();
+        let names: Vec<&str> = r.fields.iter().map(|(n, _)| &**n).collect();
+        assert_eq!(names, ["b", "a", "c", "d"]);
+        assert_eq!(r.get("b"), Some(&Value::Int(1)));
+        assert_eq!(r.get("c"), Some(&Value::Array(vec![Value::Float(1.5), Value::Null])));
+        assert!(Record::from_json(b"[1,2]").unwrap_err().contains("JSON object"));
+        assert!(Record::from_json(b"{\"a\":1} x").is_err());
+        assert!(Record::from_json(b"{\"a\":").is_err());
+    }
+
+    #[test]
+    fn total_order_compares_ints_with_floats() {
+        assert_eq!(Value::Int(2).total_cmp(&Value::Float(2.5)), Ordering::Less);
+        assert_eq!(Value::Str("a".into()).total_cmp(&Value::Str("b".into())), Ordering::Less);
+    }
+}

@@ -1,0 +1,170 @@
+//! Golden tests of `pinstream replay` against the independent reference in
+//! `common/`: the eight answers on generated archives of several shapes, runs
+//! split over one state dir (a restart midway), re-runs, dead letters, and
+//! changed records.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use serde_json::Value;
+
+const PREFIX: &str = "129a67850695";
+
+fn copy_files(files: &[(String, i64, i64, std::path::PathBuf)], from: &Path, to: &Path) {
+    for (_, _, _, p) in files {
+        let rel = p.strip_prefix(from).unwrap();
+        let dst = to.join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(p, dst).unwrap();
+    }
+}
+
+#[test]
+fn golden_answers_match_the_reference_mixed_compression_hourly_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    emulate(dir.path(), 4000, 7, &["--flush-size", "97", "--compression", "mixed", "--layout", "hourly", "--partitions", "4"]);
+    let want = reference(dir.path(), PREFIX);
+    assert_eq!(want.rejected, 0);
+    let got = replay(dir.path(), &[]);
+    let rows = assert_matches(&got, &want);
+    assert!(rows > 300, "only {rows} rows compared");
+    // A table for people is also produced.
+    let (table, _) = run(&["replay", "--archive", &dir.path().display().to_string(), "--quiet", "--format", "table"]);
+    assert!(table.contains("== category_by_country") && table.contains("category_count"));
+}
+
+#[test]
+fn golden_answers_flush_size_one_gzip_one_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    emulate(dir.path(), 250, 3, &["--flush-size", "1", "--compression", "gzip", "--partitions", "1"]);
+    let want = reference(dir.path(), PREFIX);
+    assert_matches(&replay(dir.path(), &["--prefix", PREFIX]), &want);
+}
+
+#[test]
+fn golden_answers_large_flush_many_partitions_and_shifted_inds() {
+    // More than 11,001 posts: inds are shifted copies past 11,153.
+    let dir = tempfile::tempdir().unwrap();
+    emulate(dir.path(), 15_000, 11, &["--flush-size", "5000", "--partitions", "6"]);
+    let want = reference(dir.path(), PREFIX);
+    assert_matches(&replay(dir.path(), &[]), &want);
+}
+
+fn split_and_compare(pick_first: impl Fn(usize, &(String, i64, i64, std::path::PathBuf), &[(String, i64, i64, std::path::PathBuf)]) -> bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    emulate(&full, 3000, 21, &["--flush-size", "200", "--compression", "mixed"]);
+    let files = archive_files(&full);
+    let (a, b): (Vec<_>, Vec<_>) = files.iter().enumerate().partition(|(i, f)| pick_first(*i, f, &files));
+    let a: Vec<_> = a.into_iter().map(|(_, f)| f.clone()).collect();
+    let b: Vec<_> = b.into_iter().map(|(_, f)| f.clone()).collect();
+    assert!(!a.is_empty() && !b.is_empty());
+    copy_files(&a, &full, &dir.path().join("a"));
+    copy_files(&b, &full, &dir.path().join("b"));
+
+    let one_run = replay(&full, &[]);
+    let state = dir.path().join("state");
+    let s = state.display().to_string();
+    replay(&dir.path().join("a"), &["--state-dir", &s]);
+    let two_runs = replay(&dir.path().join("b"), &["--state-dir", &s]);
+    assert_eq!(two_runs, one_run, "two runs over one state dir differ from one run");
+    // Replaying everything again over the same state counts nothing twice.
+    let again = replay(&full, &["--state-dir", &s]);
+    assert_eq!(again, one_run, "a re-run double counted");
+    let (answers, _) = run(&["answers", "--state-dir", &s]);
+    assert_eq!(serde_json::from_str::<Value>(&answers).unwrap(), one_run);
+    assert_matches(&one_run, &reference(&full, PREFIX));
+}
+
+#[test]
+fn restart_midway_first_half_of_every_partition_then_the_rest() {
+    split_and_compare(|_, f, all| {
+        let same: Vec<_> = all.iter().filter(|g| g.0 == f.0 && g.1 == f.1).collect();
+        let pos = same.iter().position(|g| g.2 == f.2).unwrap();
+        pos < same.len() / 2
+    });
+}
+
+#[test]
+fn restart_midway_every_other_file_in_any_order() {
+    split_and_compare(|i, _, _| i % 2 == 1);
+}
+
+#[test]
+fn dead_letters_are_written_counted_and_lose_nothing_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    emulate(dir.path(), 1500, 5, &[]);
+    // A new partition of geo holding bad records between good ones (the good
+    // ones re-send real rows of the archive, so the answers must not move).
+    let files = archive_files(dir.path());
+    let geo = files.iter().find(|f| f.0.ends_with(".geo")).unwrap();
+    let good = read_lines(&geo.3);
+    let bad = [
+        "{\"ind\": 12, \"country\": ",
+        "[1, 2, 3]",
+        "{\"country\": \"Chad\", \"timestamp\": \"2020-01-01 00:00:00\"}",
+        "{\"ind\": \"twelve\", \"country\": \"Chad\"}",
+        "not json at all",
+    ];
+    let mut lines = vec![good[0].clone()];
+    for b in bad {
+        lines.push(b.to_string());
+        lines.push(good[lines.len() % good.len()].clone());
+    }
+    let part = dir.path().join(format!("topics/{PREFIX}.geo/partition=9"));
+    std::fs::create_dir_all(&part).unwrap();
+    std::fs::write(part.join(format!("{PREFIX}.geo+9+0000000000.json")), lines.join("\n") + "\n").unwrap();
+
+    let want = reference(dir.path(), PREFIX);
+    assert_eq!(want.rejected, bad.len());
+    let dlq = dir.path().join("dead.jsonl");
+    let d = dlq.display().to_string();
+    let a = dir.path().display().to_string();
+    let (stdout, stderr) = run(&["replay", "--archive", &a, "--dead-letter", &d]);
+    assert_matches(&serde_json::from_str(&stdout).unwrap(), &want);
+    assert!(stderr.contains("dead letters 5"), "{stderr}");
+
+    let letters: Vec<Value> = std::fs::read_to_string(&dlq).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(letters.len(), bad.len());
+    for (l, raw) in letters.iter().zip(bad) {
+        assert_eq!(l["record"], raw);
+        assert_eq!(l["topic"], format!("{PREFIX}.geo"));
+        assert_eq!(l["partition"], 9);
+        let offset = lines.iter().position(|x| x == raw).unwrap();
+        assert_eq!(l["offset"], offset as i64);
+        assert!(l["file"].as_str().unwrap().ends_with("+9+0000000000.json"));
+        assert!(!l["reason"].as_str().unwrap().is_empty());
+    }
+    assert!(letters[0]["reason"].as_str().unwrap().contains("invalid JSON"));
+    assert!(letters[2]["reason"].as_str().unwrap().contains("ind"));
+    assert!(letters[3]["reason"].as_str().unwrap().contains("ind"));
+}
+
+fn write_object(dir: &Path, topic: &str, partition: i32, start: i64, lines: &[String]) {
+    let p = dir.join(format!("topics/{topic}/partition={partition}"));
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::write(p.join(format!("{topic}+{partition}+{start:010}.json")), lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn changed_record_replaces_the_post_and_retracts_its_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pin = |ind: i64, cat: &str, poster: &str, f: &str| {
+        format!(r#"{{"index": {ind}, "unique_id": "u{ind}", "title": "t", "description": "d", "poster_name": "{poster}", "follower_count": "{f}", "tag_list": "x", "is_image_or_video": "image", "image_src": "s", "downloaded": 1, "save_location": "Local save in /data/{cat}", "category": "{cat}"}}"#)
+    };
+    let geo = |ind: i64, c: &str| format!(r#"{{"ind": {ind}, "timestamp": "2020-01-0{} 00:00:00", "latitude": 1.0, "longitude": 2.0, "country": "{c}"}}"#, 1 + ind % 5);
+    let user = |ind: i64, age: i64| format!(r#"{{"ind": {ind}, "first_name": "A{ind}", "last_name": "B", "age": {age}, "date_joined": "2016-05-0{} 10:00:00"}}"#, 1 + ind % 5);
+    // ind 1: art → travel (same partition, later offset); poster Zed 9M → Amy 2k.
+    write_object(dir.path(), "p.pin", 0, 0, &[pin(1, "art", "Zed", "9M"), pin(2, "art", "Bob", "5k"), pin(1, "travel", "Amy", "2k")]);
+    write_object(dir.path(), "p.geo", 0, 0, &[geo(1, "Chad"), geo(2, "Chad")]);
+    write_object(dir.path(), "p.user", 0, 0, &[user(1, 30), user(2, 30)]);
+    let want = reference(dir.path(), "p");
+    let got = replay(dir.path(), &[]);
+    assert_matches(&got, &want);
+    // Ties: art 1, travel 1 in Chad → alphabetically smallest wins.
+    assert_eq!(got["category_by_country"], serde_json::json!([{"country": "Chad", "category": "art", "category_count": 1}]));
+    // Zed's 9M was retracted exactly: Bob (5k) is now the top poster.
+    assert_eq!(got["top_user_by_country"], serde_json::json!([{"country": "Chad", "poster_name": "Bob", "follower_count": 5000}]));
+}
