@@ -83,29 +83,59 @@ impl AggBuffers {
     pub fn apply(&mut self, topo: &Topology, row: &Record, sign: i64) {
         for (i, a) in topo.aggregates.iter().enumerate() {
             self.key.clear();
-            if !self.window_prefix(i, a, row, sign) || !self.tuple_key(a, row) {
+            if self.window_prefix(i, a, row, sign) && self.tuple_key(a, row) {
+                let key = std::mem::take(&mut self.key);
+                self.update(i, a, &key, row, sign);
+                self.key = key;
+            }
+        }
+    }
+
+    /// Replaces a joined row: retracts `old` and adds `new`, skipping every
+    /// aggregate whose key and value are the same for both (so a change of
+    /// an unrelated field leaves a t-digest untouched).
+    pub fn replace(&mut self, topo: &Topology, old: &Record, new: &Record) {
+        for (i, a) in topo.aggregates.iter().enumerate() {
+            let old_key = self.owned_key(i, a, old, -1);
+            let new_key = self.owned_key(i, a, new, 1);
+            let measure = |r: &Record| a.measure.as_ref().and_then(|m| r.get(m)).and_then(Value::as_f64);
+            if old_key.is_some() && old_key == new_key && measure(old) == measure(new) {
                 continue;
             }
-            match &mut self.buffers[i] {
-                Buffer::Counts(m) => match m.get_mut(self.key.as_slice()) {
-                    Some(c) => *c += sign,
+            if let Some(k) = old_key {
+                self.update(i, a, &k, old, -1);
+            }
+            if let Some(k) = new_key {
+                self.update(i, a, &k, new, 1);
+            }
+        }
+    }
+
+    fn owned_key(&mut self, i: usize, a: &Aggregate, row: &Record, sign: i64) -> Option<Vec<u8>> {
+        self.key.clear();
+        (self.window_prefix(i, a, row, sign) && self.tuple_key(a, row)).then(|| self.key.clone())
+    }
+
+    fn update(&mut self, i: usize, a: &Aggregate, key: &[u8], row: &Record, sign: i64) {
+        match &mut self.buffers[i] {
+            Buffer::Counts(m) => match m.get_mut(key) {
+                Some(c) => *c += sign,
+                None => {
+                    m.insert(key.to_vec(), sign);
+                }
+            },
+            Buffer::Values(m) => {
+                let Some(x) = a.measure.as_ref().and_then(|f| row.get(f)).and_then(Value::as_f64) else {
+                    return;
+                };
+                if sign < 0 {
+                    self.stats.unretracted += 1;
+                    return;
+                }
+                match m.get_mut(key) {
+                    Some(v) => v.push(x),
                     None => {
-                        m.insert(self.key.clone(), sign);
-                    }
-                },
-                Buffer::Values(m) => {
-                    let Some(x) = a.measure.as_ref().and_then(|f| row.get(f)).and_then(Value::as_f64) else {
-                        continue;
-                    };
-                    if sign < 0 {
-                        self.stats.unretracted += 1;
-                        continue;
-                    }
-                    match m.get_mut(self.key.as_slice()) {
-                        Some(v) => v.push(x),
-                        None => {
-                            m.insert(self.key.clone(), vec![x]);
-                        }
+                        m.insert(key.to_vec(), vec![x]);
                     }
                 }
             }

@@ -101,19 +101,20 @@ impl Engine {
             self.stats.unchanged += 1;
             return Ok(());
         }
-        let was_complete = entry.is_complete();
-        let old = was_complete.then(|| joined_row(&self.topo, key, &entry.slots));
+        let old = entry.is_complete().then(|| joined_row(&self.topo, key, &entry.slots));
         entry.set(slot, row);
         let new = entry.is_complete().then(|| joined_row(&self.topo, key, &entry.slots));
-        if let Some(old) = old {
-            self.aggs.apply(&self.topo, &old?, -1);
-            self.stats.replaced += 1;
-        }
-        if let Some(new) = new {
-            self.aggs.apply(&self.topo, &new?, 1);
-            if !was_complete {
+        match (old, new) {
+            (Some(old), Some(new)) => {
+                self.aggs.replace(&self.topo, &old?, &new?);
+                self.stats.replaced += 1;
+            }
+            (None, Some(new)) => {
+                self.aggs.apply(&self.topo, &new?, 1);
                 self.stats.joined += 1;
             }
+            // A slot only ever fills: a complete row cannot become incomplete.
+            (_, None) => {}
         }
         Ok(())
     }

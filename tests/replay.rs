@@ -148,23 +148,51 @@ fn write_object(dir: &Path, topic: &str, partition: i32, start: i64, lines: &[St
     std::fs::write(p.join(format!("{topic}+{partition}+{start:010}.json")), lines.join("\n") + "\n").unwrap();
 }
 
+fn pin(ind: i64, cat: &str, poster: &str, f: &str) -> String {
+    format!(
+        r#"{{"index": {ind}, "unique_id": "u{ind}", "title": "t", "description": "d", "poster_name": "{poster}", "follower_count": "{f}", "tag_list": "x", "is_image_or_video": "image", "image_src": "s", "downloaded": 1, "save_location": "Local save in /data/{cat}", "category": "{cat}"}}"#
+    )
+}
+
+fn geo(ind: i64, country: &str) -> String {
+    format!(r#"{{"ind": {ind}, "timestamp": "2020-01-01 00:00:00", "latitude": 1.0, "longitude": 2.0, "country": "{country}"}}"#)
+}
+
+fn user(ind: i64, first: &str, age: i64) -> String {
+    format!(r#"{{"ind": {ind}, "first_name": "{first}", "last_name": "B", "age": {age}, "date_joined": "2016-05-01 10:00:00"}}"#)
+}
+
 #[test]
-fn changed_record_replaces_the_post_and_retracts_its_counts() {
+fn changed_records_after_the_join_retract_their_old_contributions() {
     let dir = tempfile::tempdir().unwrap();
-    let pin = |ind: i64, cat: &str, poster: &str, f: &str| {
-        format!(r#"{{"index": {ind}, "unique_id": "u{ind}", "title": "t", "description": "d", "poster_name": "{poster}", "follower_count": "{f}", "tag_list": "x", "is_image_or_video": "image", "image_src": "s", "downloaded": 1, "save_location": "Local save in /data/{cat}", "category": "{cat}"}}"#)
-    };
-    let geo = |ind: i64, c: &str| format!(r#"{{"ind": {ind}, "timestamp": "2020-01-0{} 00:00:00", "latitude": 1.0, "longitude": 2.0, "country": "{c}"}}"#, 1 + ind % 5);
-    let user = |ind: i64, age: i64| format!(r#"{{"ind": {ind}, "first_name": "A{ind}", "last_name": "B", "age": {age}, "date_joined": "2016-05-0{} 10:00:00"}}"#, 1 + ind % 5);
-    // ind 1: art → travel (same partition, later offset); poster Zed 9M → Amy 2k.
-    write_object(dir.path(), "p.pin", 0, 0, &[pin(1, "art", "Zed", "9M"), pin(2, "art", "Bob", "5k"), pin(1, "travel", "Amy", "2k")]);
-    write_object(dir.path(), "p.geo", 0, 0, &[geo(1, "Chad"), geo(2, "Chad")]);
-    write_object(dir.path(), "p.user", 0, 0, &[user(1, 30), user(2, 30)]);
-    let want = reference(dir.path(), "p");
-    let got = replay(dir.path(), &[]);
-    assert_matches(&got, &want);
-    // Ties: art 1, travel 1 in Chad → alphabetically smallest wins.
-    assert_eq!(got["category_by_country"], serde_json::json!([{"country": "Chad", "category": "art", "category_count": 1}]));
-    // Zed's 9M was retracted exactly: Bob (5k) is now the top poster.
-    assert_eq!(got["top_user_by_country"], serde_json::json!([{"country": "Chad", "poster_name": "Bob", "follower_count": 5000}]));
+    let (first, fixes, all) = (dir.path().join("first"), dir.path().join("fixes"), dir.path().join("all"));
+    let pins = [pin(1, "art", "Zed", "9M"), pin(2, "art", "Bob", "5k"), pin(3, "travel", "Cy", "1k")];
+    let geos = [geo(1, "Chad"), geo(2, "Chad"), geo(3, "Chad")];
+    let users = [user(1, "A1", 30), user(2, "A2", 30), user(3, "A3", 30)];
+    // Corrections, later in the same partitions: ind 1 moves from art to
+    // travel under a new poster name with the same followers, and user 1 is
+    // renamed. Follower counts, ages and join dates stay, so the t-digests
+    // (which cannot retract) are not touched.
+    let pin_fix = [pin(1, "travel", "Zoe", "9M")];
+    let user_fix = [user(1, "Q1", 30)];
+    for d in [&first, &all] {
+        write_object(d, "p.pin", 0, 0, &pins);
+        write_object(d, "p.geo", 0, 0, &geos);
+        write_object(d, "p.user", 0, 0, &users);
+    }
+    for d in [&fixes, &all] {
+        write_object(d, "p.pin", 0, 3, &pin_fix);
+        write_object(d, "p.user", 0, 3, &user_fix);
+    }
+    let state = dir.path().join("state").display().to_string();
+    let before = replay(&first, &["--state-dir", &state]);
+    assert_eq!(before["category_by_country"][0]["category"], "art");
+    let got = replay(&fixes, &["--state-dir", &state]);
+    assert_matches(&got, &reference(&all, "p"));
+    // Without retraction art would keep 2 and win the 2-2 tie.
+    assert_eq!(got["category_by_country"], serde_json::json!([{"country": "Chad", "category": "travel", "category_count": 2}]));
+    // Zed (9M) retracted: otherwise Zed would win the 9M tie against Zoe.
+    assert_eq!(got["top_user_by_country"][0]["poster_name"], "Zoe");
+    // A1 retracted from the distinct users: Q1, A2, A3.
+    assert_eq!(got["users_joined_by_year"], serde_json::json!([{"post_year": 2016, "number_users_joined": 3}]));
 }

@@ -77,7 +77,7 @@ impl RealData {
         let mut pins = PinTexts::default();
         for line in gunzip(PINS).lines() {
             let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-            let mut push = |field: &str, into: &mut Vec<String>, skip: &[&str]| {
+            let push = |field: &str, into: &mut Vec<String>, skip: &[&str]| {
                 if let Some(s) = v.get(field).and_then(|x| x.as_str()) {
                     if !s.is_empty() && !skip.contains(&s) && !into.iter().any(|x| x == s) {
                         into.push(s.to_string());
