@@ -11,7 +11,7 @@
 //! Between commits deltas accumulate in hash maps keyed by the encoded store
 //! key; a commit turns each map into RocksDB merges in the commit's batch.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use rocksdb::WriteBatch;
 
@@ -33,6 +33,58 @@ pub struct AggStats {
 enum Buffer {
     Counts(HashMap<Vec<u8>, i64>),
     Values(HashMap<Vec<u8>, Vec<f64>>),
+}
+
+/// New values of one quantile aggregate, per store key.
+type ValueBuffer = HashMap<Vec<u8>, Vec<f64>>;
+
+/// Deltas taken out of the buffers for one commit.
+#[derive(Default)]
+pub struct Pending {
+    /// Count deltas per aggregate (empty for quantile aggregates).
+    counts: Vec<HashMap<Vec<u8>, i64>>,
+    /// New values per quantile aggregate.
+    values: Vec<(usize, ValueBuffer)>,
+    /// Changed watermarks of windowed aggregates.
+    watermarks: Vec<(usize, i64)>,
+}
+
+impl Pending {
+    pub fn is_empty(&self) -> bool {
+        self.counts.iter().all(|m| m.is_empty())
+            && self.values.iter().all(|(_, m)| m.is_empty())
+            && self.watermarks.is_empty()
+    }
+
+    /// Writes the deltas as merges (digests built here), the watermarks, and
+    /// the deletion of windows that fell out of retention.
+    pub fn write_into(self, topo: &Topology, store: &Store, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        for (i, m) in self.counts.into_iter().enumerate() {
+            let cf = store.cf(&agg_cf(&topo.aggregates[i].name))?;
+            for (k, d) in m {
+                if d != 0 {
+                    batch.merge_cf(cf, k, d.to_le_bytes());
+                }
+            }
+        }
+        for (i, m) in self.values {
+            let a = &topo.aggregates[i];
+            let cf = store.cf(&agg_cf(&a.name))?;
+            for (k, v) in m {
+                batch.merge_cf(cf, k, TDigest::from_values(a.compression, &v).to_bytes());
+            }
+        }
+        for (i, wm) in self.watermarks {
+            let a = &topo.aggregates[i];
+            let Some((_, w)) = &a.window else { continue };
+            store.put_watermark(batch, &a.name, wm)?;
+            let (mut lo, mut hi) = (Vec::new(), Vec::new());
+            encode_key(&Value::Ts(i64::MIN), &mut lo);
+            encode_key(&Value::Ts(oldest_kept(wm, w.size, w.retention)), &mut hi);
+            batch.delete_range_cf(store.cf(&agg_cf(&a.name))?, lo, hi);
+        }
+        Ok(())
+    }
 }
 
 /// Pending deltas of every aggregate.
@@ -61,15 +113,19 @@ impl AggBuffers {
     pub fn new(topo: &Topology, store: &Store) -> Result<AggBuffers, StoreError> {
         let mut watermarks = Vec::new();
         for a in &topo.aggregates {
-            watermarks.push(if a.window.is_some() { store.watermark(&a.name)? } else { None });
+            watermarks.push(if a.window.is_some() {
+                store.watermark(&a.name)?
+            } else {
+                None
+            });
         }
         Ok(AggBuffers {
             buffers: topo
                 .aggregates
                 .iter()
                 .map(|a| match a.function {
-                    Function::Quantiles => Buffer::Values(HashMap::new()),
-                    _ => Buffer::Counts(HashMap::new()),
+                    Function::Quantiles => Buffer::Values(HashMap::default()),
+                    _ => Buffer::Counts(HashMap::default()),
                 })
                 .collect(),
             wm_dirty: vec![false; watermarks.len()],
@@ -146,7 +202,9 @@ impl AggBuffers {
     /// time or its window is past retention.
     fn window_prefix(&mut self, i: usize, a: &Aggregate, row: &Record, sign: i64) -> bool {
         let Some((field, w)) = &a.window else { return true };
-        let Some(t) = event_time(row.get(field)) else { return false };
+        let Some(t) = event_time(row.get(field)) else {
+            return false;
+        };
         if sign > 0 && self.watermarks[i].is_none_or(|wm| t > wm) {
             self.watermarks[i] = Some(t);
             self.wm_dirty[i] = true;
@@ -179,36 +237,24 @@ impl AggBuffers {
         true
     }
 
-    /// Moves every pending delta into `batch` (merges), with watermarks and
-    /// the deletion of windows that fell out of retention.
-    pub fn drain_into(&mut self, topo: &Topology, store: &Store, batch: &mut WriteBatch) -> Result<(), StoreError> {
+    /// Takes every pending delta (and changed watermark) out of the buffers.
+    pub fn take(&mut self, topo: &Topology) -> Pending {
+        let mut p = Pending::default();
         for (i, a) in topo.aggregates.iter().enumerate() {
-            let cf = store.cf(&agg_cf(&a.name))?;
             match &mut self.buffers[i] {
-                Buffer::Counts(m) => {
-                    for (k, d) in m.drain() {
-                        if d != 0 {
-                            batch.merge_cf(cf, k, d.to_le_bytes());
-                        }
-                    }
-                }
+                Buffer::Counts(m) => p.counts.push(std::mem::take(m)),
                 Buffer::Values(m) => {
-                    for (k, v) in m.drain() {
-                        batch.merge_cf(cf, k, TDigest::from_values(a.compression, &v).to_bytes());
-                    }
+                    p.counts.push(HashMap::default());
+                    p.values.push((i, std::mem::take(m)));
                 }
             }
-            if let (Some((_, w)), Some(wm)) = (&a.window, self.watermarks[i]) {
+            if let (Some(_), Some(wm)) = (&a.window, self.watermarks[i]) {
                 if std::mem::take(&mut self.wm_dirty[i]) {
-                    store.put_watermark(batch, &a.name, wm)?;
-                    let (mut lo, mut hi) = (Vec::new(), Vec::new());
-                    encode_key(&Value::Ts(i64::MIN), &mut lo);
-                    encode_key(&Value::Ts(oldest_kept(wm, w.size, w.retention)), &mut hi);
-                    batch.delete_range_cf(cf, lo, hi);
+                    p.watermarks.push((i, wm));
                 }
             }
         }
-        Ok(())
+        p
     }
 
     /// Number of pending keys (for commit sizing).

@@ -53,16 +53,34 @@ pub fn parse_name(name: &str) -> Option<(String, i32, i64, bool)> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<ArchiveFile>) -> Result<(), ArchiveError> {
-    let entries = std::fs::read_dir(dir).map_err(|source| ArchiveError::Dir { path: dir.to_path_buf(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| ArchiveError::Dir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     for entry in entries {
-        let entry = entry.map_err(|source| ArchiveError::Dir { path: dir.to_path_buf(), source })?;
+        let entry = entry.map_err(|source| ArchiveError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = entry.path();
-        let ft = entry.file_type().map_err(|source| ArchiveError::Dir { path: path.clone(), source })?;
+        let ft = entry.file_type().map_err(|source| ArchiveError::Dir {
+            path: path.clone(),
+            source,
+        })?;
         if ft.is_dir() {
             walk(&path, out)?;
-        } else if let Some((topic, partition, start_offset, gzip)) = path.file_name().and_then(|n| n.to_str()).and_then(parse_name) {
+        } else if let Some((topic, partition, start_offset, gzip)) =
+            path.file_name().and_then(|n| n.to_str()).and_then(parse_name)
+        {
             let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            out.push(ArchiveFile { path, topic, partition, start_offset, gzip, size });
+            out.push(ArchiveFile {
+                path,
+                topic,
+                partition,
+                start_offset,
+                gzip,
+                size,
+            });
         }
     }
     Ok(())
@@ -71,46 +89,82 @@ fn walk(dir: &Path, out: &mut Vec<ArchiveFile>) -> Result<(), ArchiveError> {
 /// Lists an archive (`DIR/topics/...`, or `DIR` itself if it has no
 /// `topics/`), ordered by topic, partition, start offset.
 pub fn scan(dir: &Path) -> Result<Vec<ArchiveFile>, ArchiveError> {
-    let root = if dir.join("topics").is_dir() { dir.join("topics") } else { dir.to_path_buf() };
+    let root = if dir.join("topics").is_dir() {
+        dir.join("topics")
+    } else {
+        dir.to_path_buf()
+    };
     let mut files = Vec::new();
     walk(&root, &mut files)?;
     if files.is_empty() {
         return Err(ArchiveError::Empty(dir.to_path_buf()));
     }
-    files.sort_by(|a, b| (&a.topic, a.partition, a.start_offset, &a.path).cmp(&(&b.topic, b.partition, b.start_offset, &b.path)));
+    files.sort_by(|a, b| {
+        (&a.topic, a.partition, a.start_offset, &a.path).cmp(&(&b.topic, b.partition, b.start_offset, &b.path))
+    });
     Ok(files)
 }
 
 impl ArchiveFile {
-    /// Reads the file into a batch of lines with their offsets.
-    pub fn read(&self) -> Batch {
-        let mut data = Vec::with_capacity(if self.gzip { self.size as usize * 4 } else { self.size as usize });
-        let result = std::fs::File::open(&self.path).and_then(|f| {
+    /// Reads the whole (decompressed) file into `buf`, replacing its
+    /// contents. On error `buf` keeps the whole lines read before it.
+    pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<(), String> {
+        buf.clear();
+        let result = std::fs::File::open(&self.path).and_then(|mut f| {
             if self.gzip {
-                flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f)).read_to_end(&mut data)
+                buf.reserve(self.size as usize * 5);
+                flate2::read::MultiGzDecoder::new(f).read_to_end(buf)
             } else {
-                std::io::BufReader::new(f).read_to_end(&mut data)
+                buf.reserve(self.size as usize);
+                f.read_to_end(buf)
             }
         });
-        let read_error = result.err().map(|e| format!("reading {}: {e}", self.path.display()));
-        if read_error.is_some() {
-            // Keep only whole lines: the last one may be cut.
-            let keep = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            data.truncate(keep);
-        }
-        let mut records = Vec::new();
-        let mut offset = self.start_offset;
-        let mut lines = data.split(|&b| b == b'\n').peekable();
-        while let Some(line) = lines.next() {
-            if line.is_empty() && lines.peek().is_none() {
-                break; // the newline ending the last record
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Keep only whole lines: the last one may be cut.
+                let keep = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                buf.truncate(keep);
+                Err(format!("reading {}: {e}", self.path.display()))
             }
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            records.push(RawRecord { offset, bytes: line.to_vec() });
-            offset += 1;
         }
-        Batch { topic: self.topic.clone(), partition: self.partition, file: Some(self.path.clone()), records, read_error }
     }
+
+    /// Reads the file into a batch of records with their offsets.
+    pub fn read(&self) -> Batch {
+        let mut data = Vec::new();
+        let read_error = self.read_into(&mut data).err();
+        let records = lines(&data, self.start_offset)
+            .map(|(offset, bytes)| RawRecord {
+                offset,
+                bytes: bytes.to_vec(),
+            })
+            .collect();
+        Batch {
+            topic: self.topic.clone(),
+            partition: self.partition,
+            file: Some(self.path.clone()),
+            records,
+            read_error,
+        }
+    }
+}
+
+/// The records of a file's contents: one per line (a trailing `\r` is
+/// dropped; the newline ending the last record does not start another),
+/// numbered from `start_offset`.
+pub fn lines(data: &[u8], start_offset: i64) -> impl Iterator<Item = (i64, &[u8])> {
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let pieces = if data.is_empty() {
+        None
+    } else {
+        Some(body.split(|&b| b == b'\n'))
+    };
+    pieces
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(move |(i, line)| (start_offset + i as i64, line.strip_suffix(b"\r").unwrap_or(line)))
 }
 
 /// Sequential [`Source`] over archive files (replay reads in parallel with
@@ -123,7 +177,10 @@ pub struct ArchiveSource {
 impl ArchiveSource {
     pub fn new(files: Vec<ArchiveFile>) -> Self {
         let size = files.iter().map(|f| f.size).sum();
-        ArchiveSource { files: files.into_iter(), size }
+        ArchiveSource {
+            files: files.into_iter(),
+            size,
+        }
     }
 }
 
@@ -143,8 +200,14 @@ mod tests {
 
     #[test]
     fn names_parse() {
-        assert_eq!(parse_name("p.pin+0+0000000000.json"), Some(("p.pin".into(), 0, 0, false)));
-        assert_eq!(parse_name("a+b.geo+12+0000000500.json.gz"), Some(("a+b.geo".into(), 12, 500, true)));
+        assert_eq!(
+            parse_name("p.pin+0+0000000000.json"),
+            Some(("p.pin".into(), 0, 0, false))
+        );
+        assert_eq!(
+            parse_name("a+b.geo+12+0000000500.json.gz"),
+            Some(("a+b.geo".into(), 12, 500, true))
+        );
         assert_eq!(parse_name("p.pin+0+x.json"), None);
         assert_eq!(parse_name("p.pin+0+1.txt"), None);
         assert_eq!(parse_name("+0+1.json"), None);
@@ -155,7 +218,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t+0+0000000010.json");
         std::fs::write(&p, b"{\"a\":1}\n{\"a\":2}\r\n\n{\"a\":3}\n").unwrap();
-        let f = ArchiveFile { path: p, topic: "t".into(), partition: 0, start_offset: 10, gzip: false, size: 0 };
+        let f = ArchiveFile {
+            path: p,
+            topic: "t".into(),
+            partition: 0,
+            start_offset: 10,
+            gzip: false,
+            size: 0,
+        };
         let b = f.read();
         let offs: Vec<i64> = b.records.iter().map(|r| r.offset).collect();
         assert_eq!(offs, [10, 11, 12, 13]);
@@ -167,7 +237,14 @@ mod tests {
         let bytes = gz.finish().unwrap();
         let p = dir.path().join("t+1+0000000000.json.gz");
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
-        let f = ArchiveFile { path: p, topic: "t".into(), partition: 1, start_offset: 0, gzip: true, size: 0 };
+        let f = ArchiveFile {
+            path: p,
+            topic: "t".into(),
+            partition: 1,
+            start_offset: 0,
+            gzip: true,
+            size: 0,
+        };
         let b = f.read();
         assert!(b.read_error.is_some());
         assert!(!b.records.is_empty() && b.records.len() < 2000);

@@ -20,7 +20,7 @@ use crate::agg::{AggBuffers, AggStats};
 use crate::join::JoinState;
 use crate::offsets::Positions;
 use crate::ops::Operator;
-use crate::store::{Store, StoreError};
+use crate::store::{Durability, Store, StoreError};
 use crate::topology::Topology;
 use crate::value::{decode_key, decode_row, Record};
 
@@ -39,12 +39,16 @@ pub struct EngineStats {
     /// Joined rows replaced by a changed input record.
     pub replaced: u64,
     pub commits: u64,
+    /// Time spent writing commits (building the batch and RocksDB's write).
+    pub commit_time: std::time::Duration,
     pub agg: AggStats,
 }
 
 pub struct Engine {
     topo: Arc<Topology>,
-    store: Store,
+    store: Arc<Store>,
+    /// The previous commit's RocksDB write, running while the engine goes on.
+    in_flight: Option<std::thread::JoinHandle<Result<(), StoreError>>>,
     join: JoinState,
     aggs: AggBuffers,
     positions: Positions,
@@ -55,8 +59,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn open(topo: Arc<Topology>, dir: &Path, cache_keys: usize) -> Result<Engine, StoreError> {
-        let store = Store::open(dir, &topo)?;
+    pub fn open(
+        topo: Arc<Topology>,
+        dir: &Path,
+        cache_keys: usize,
+        durability: Durability,
+    ) -> Result<Engine, StoreError> {
+        let store = Arc::new(Store::open_with(dir, &topo, durability)?);
         let join = JoinState::open(&store, &topo.join.name, topo.join.inputs.len(), cache_keys)?;
         let aggs = AggBuffers::new(&topo, &store)?;
         let positions = Positions::load(store.positions()?);
@@ -64,7 +73,17 @@ impl Engine {
         for (slot, &src) in topo.join.inputs.iter().enumerate() {
             slot_of[src] = slot;
         }
-        Ok(Engine { topo, store, join, aggs, positions, slot_of, pending: 0, stats: EngineStats::default() })
+        Ok(Engine {
+            topo,
+            store,
+            in_flight: None,
+            join,
+            aggs,
+            positions,
+            slot_of,
+            pending: 0,
+            stats: EngineStats::default(),
+        })
     }
 
     pub fn topology(&self) -> &Arc<Topology> {
@@ -87,8 +106,13 @@ impl Engine {
     /// Records the position of a record whose effects are now pending (or
     /// that had none: a dead letter also moves the position on).
     pub fn mark(&mut self, topic: &str, partition: i32, offset: i64) {
-        self.positions.mark(topic, partition, offset);
-        self.pending += 1;
+        self.mark_range(topic, partition, offset, offset + 1);
+    }
+
+    /// Records the positions `[start, end)` of one partition at once.
+    pub fn mark_range(&mut self, topic: &str, partition: i32, start: i64, end: i64) {
+        self.positions.mark_range(topic, partition, start, end);
+        self.pending += (end - start).max(0) as usize;
     }
 
     /// Applies one cleaned record of `source`: `key` is the tuple-encoded join
@@ -119,21 +143,59 @@ impl Engine {
         Ok(())
     }
 
-    /// Commits everything pending in one write batch.
+    /// Commits everything pending in one write batch. The batch is built
+    /// here and written by a background thread while processing goes on;
+    /// the next commit (or [`Engine::sync`]) waits for it first, so at most
+    /// one batch is in flight and batches land in order.
     pub fn commit(&mut self) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        self.join.drain_into(&self.store, &mut batch)?;
-        self.aggs.drain_into(&self.topo, &self.store, &mut batch)?;
-        for ((topic, partition), ranges) in self.positions.take_dirty() {
-            self.store.put_position(&mut batch, &topic, partition, &ranges)?;
-        }
-        if !batch.is_empty() {
-            self.store.write(batch)?;
+        let started = std::time::Instant::now();
+        self.wait_in_flight()?;
+        // Collect on this thread (cheap moves); sort, encode digests and
+        // build the RocksDB batch on the writer thread.
+        let join = self.join.take_dirty();
+        let aggs = self.aggs.take(&self.topo);
+        let positions = self.positions.take_dirty();
+        if !join.is_empty() || !aggs.is_empty() || !positions.is_empty() {
+            let (store, topo) = (self.store.clone(), self.topo.clone());
+            self.in_flight = Some(std::thread::spawn(move || {
+                let mut batch = WriteBatch::default();
+                JoinState::write_sorted(&store, &topo.join.name, join, &mut batch)?;
+                aggs.write_into(&topo, &store, &mut batch)?;
+                for ((topic, partition), ranges) in positions {
+                    store.put_position(&mut batch, &topic, partition, &ranges)?;
+                }
+                store.write(batch)
+            }));
         }
         self.join.after_commit();
         self.pending = 0;
         self.stats.commits += 1;
+        self.stats.commit_time += started.elapsed();
         self.stats.agg = self.aggs.stats;
+        Ok(())
+    }
+
+    fn wait_in_flight(&mut self) -> Result<(), StoreError> {
+        match self.in_flight.take() {
+            Some(h) => h.join().unwrap_or_else(|_| {
+                Err(StoreError::Corrupt {
+                    path: self.store.path().into(),
+                    what: "the commit writer panicked".into(),
+                })
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits what is pending and waits until it is durable.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.commit()?;
+        let started = std::time::Instant::now();
+        self.wait_in_flight()?;
+        if self.store.durability() == Durability::Flush {
+            self.store.flush()?;
+        }
+        self.stats.commit_time += started.elapsed();
         Ok(())
     }
 
@@ -146,7 +208,10 @@ impl Engine {
 /// Builds the joined row of a complete entry: the key, each input's projected
 /// fields in input order, then the post-join operators.
 pub fn joined_row(topo: &Topology, key: &[u8], slots: &[Option<Box<[u8]>>]) -> Result<Record, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt { path: Default::default(), what: what.to_string() };
+    let corrupt = |what: &str| StoreError::Corrupt {
+        path: Default::default(),
+        what: what.to_string(),
+    };
     let mut rec = Record::new();
     let mut k = key;
     let key_value = decode_key(&mut k).ok_or_else(|| corrupt("join key does not decode"))?;

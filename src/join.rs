@@ -12,7 +12,9 @@
 //! RocksDB read. Past `capacity` entries the cache is emptied after a commit
 //! (everything in it is clean then) and misses go to RocksDB.
 
-use std::collections::HashMap;
+/// hashbrown for `entry_ref`: one lookup per record, and the key is only
+/// copied when it is new.
+type HashMap<K, V> = hashbrown::HashMap<K, V, rustc_hash::FxBuildHasher>;
 
 use rocksdb::WriteBatch;
 
@@ -76,7 +78,10 @@ impl Entry {
                 b = &b[n..];
             }
         }
-        b.is_empty().then(|| Entry { slots: slots.into(), dirty: false })
+        b.is_empty().then(|| Entry {
+            slots: slots.into(),
+            dirty: false,
+        })
     }
 }
 
@@ -92,7 +97,7 @@ impl JoinState {
     /// Opens the join table, loading it whole when it fits in `capacity`.
     pub fn open(store: &Store, name: &str, inputs: usize, capacity: usize) -> Result<JoinState, StoreError> {
         let cf = join_cf(name);
-        let mut cache = HashMap::new();
+        let mut cache = HashMap::default();
         let mut complete = true;
         let mut corrupt = None;
         store.for_each(&cf, |k, v| {
@@ -109,44 +114,72 @@ impl JoinState {
             true
         })?;
         if let Some(k) = corrupt {
-            return Err(StoreError::Corrupt { path: store.path().into(), what: format!("join entry {k:?} does not decode") });
+            return Err(StoreError::Corrupt {
+                path: store.path().into(),
+                what: format!("join entry {k:?} does not decode"),
+            });
         }
         if !complete {
             cache.clear();
         }
-        Ok(JoinState { cf, inputs, cache, complete, capacity })
+        Ok(JoinState {
+            cf,
+            inputs,
+            cache,
+            complete,
+            capacity,
+        })
     }
 
     /// The entry of `key`, created empty if the key is new.
     pub fn entry(&mut self, store: &Store, key: &[u8]) -> Result<&mut Entry, StoreError> {
-        if !self.cache.contains_key(key) {
-            let loaded = if self.complete {
-                None
-            } else {
-                match store.get(&self.cf, key)? {
-                    Some(v) => Some(Entry::decode(&v, self.inputs).ok_or_else(|| StoreError::Corrupt {
-                        path: store.path().into(),
-                        what: format!("join entry {key:?} does not decode"),
-                    })?),
-                    None => None,
-                }
-            };
-            let e = loaded.unwrap_or_else(|| Entry { slots: vec![None; self.inputs].into(), dirty: false });
-            self.cache.insert(key.into(), e);
+        let (inputs, complete, cf) = (self.inputs, self.complete, &self.cf);
+        match self.cache.entry_ref(key) {
+            hashbrown::hash_map::EntryRef::Occupied(o) => Ok(o.into_mut()),
+            hashbrown::hash_map::EntryRef::Vacant(v) => {
+                let loaded = if complete {
+                    None
+                } else {
+                    match store.get(cf, key)? {
+                        Some(bytes) => Some(Entry::decode(&bytes, inputs).ok_or_else(|| StoreError::Corrupt {
+                            path: store.path().into(),
+                            what: format!("join entry {key:?} does not decode"),
+                        })?),
+                        None => None,
+                    }
+                };
+                Ok(v.insert(loaded.unwrap_or_else(|| Entry {
+                    slots: vec![None; inputs].into(),
+                    dirty: false,
+                })))
+            }
         }
-        Ok(self.cache.get_mut(key).expect("inserted above"))
     }
 
-    /// Writes dirty entries into the batch and marks them clean.
-    pub fn drain_into(&mut self, store: &Store, batch: &mut WriteBatch) -> Result<usize, StoreError> {
-        let cf = store.cf(&self.cf)?;
-        let mut n = 0;
+    /// The dirty entries, encoded, now marked clean.
+    pub fn take_dirty(&mut self) -> Vec<(Box<[u8]>, Vec<u8>)> {
+        let mut dirty = Vec::new();
         for (k, e) in self.cache.iter_mut().filter(|(_, e)| e.dirty) {
-            batch.put_cf(cf, k, e.encode());
             e.dirty = false;
-            n += 1;
+            dirty.push((k.clone(), e.encode()));
         }
-        Ok(n)
+        dirty
+    }
+
+    /// Puts entries into a batch in key order (the memtable's skiplist
+    /// inserts sorted keys much faster than random ones).
+    pub fn write_sorted(
+        store: &Store,
+        name: &str,
+        mut entries: Vec<(Box<[u8]>, Vec<u8>)>,
+        batch: &mut WriteBatch,
+    ) -> Result<(), StoreError> {
+        let cf = store.cf(&join_cf(name))?;
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in &entries {
+            batch.put_cf(cf, k, v);
+        }
+        Ok(())
     }
 
     /// After a commit: drop the cache if it outgrew its capacity.
@@ -172,7 +205,10 @@ mod tests {
 
     #[test]
     fn entry_encoding_round_trips() {
-        let e = Entry { slots: vec![Some(b"abc".to_vec().into()), None, Some(vec![0u8; 300].into())].into(), dirty: false };
+        let e = Entry {
+            slots: vec![Some(b"abc".to_vec().into()), None, Some(vec![0u8; 300].into())].into(),
+            dirty: false,
+        };
         assert_eq!(Entry::decode(&e.encode(), 3), Some(e.clone()));
         assert_eq!(Entry::decode(&e.encode(), 2), None);
         assert_eq!(Entry::decode(&[5], 1), None);

@@ -37,7 +37,11 @@ impl Ranges {
         self.insert_range(offset, offset + 1);
     }
 
-    fn insert_range(&mut self, start: i64, end: i64) {
+    /// Marks `[start, end)` processed.
+    pub fn insert_range(&mut self, start: i64, end: i64) {
+        if start >= end {
+            return;
+        }
         let i = self.0.partition_point(|&(_, e)| e < start);
         let mut j = i;
         let (mut s, mut e) = (start, end);
@@ -63,16 +67,24 @@ impl Ranges {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.0.iter().flat_map(|&(s, e)| s.to_le_bytes().into_iter().chain(e.to_le_bytes())).collect()
+        self.0
+            .iter()
+            .flat_map(|&(s, e)| s.to_le_bytes().into_iter().chain(e.to_le_bytes()))
+            .collect()
     }
 
     pub fn from_bytes(b: &[u8]) -> Option<Ranges> {
-        if b.len() % 16 != 0 {
+        if !b.len().is_multiple_of(16) {
             return None;
         }
         let v: Vec<(i64, i64)> = b
             .chunks(16)
-            .map(|c| (i64::from_le_bytes(c[..8].try_into().unwrap()), i64::from_le_bytes(c[8..].try_into().unwrap())))
+            .map(|c| {
+                (
+                    i64::from_le_bytes(c[..8].try_into().unwrap()),
+                    i64::from_le_bytes(c[8..].try_into().unwrap()),
+                )
+            })
             .collect();
         let ok = v.iter().all(|(s, e)| s < e) && v.windows(2).all(|w| w[0].1 < w[1].0);
         ok.then_some(Ranges(v))
@@ -104,11 +116,22 @@ impl Positions {
     }
 
     pub fn mark(&mut self, topic: &str, partition: i32, offset: i64) {
-        let key = (topic.to_string(), partition);
-        if !self.dirty.contains(&key) {
-            self.dirty.push(key.clone());
+        self.mark_range(topic, partition, offset, offset + 1);
+    }
+
+    /// Marks `[start, end)` of a partition processed.
+    pub fn mark_range(&mut self, topic: &str, partition: i32, start: i64, end: i64) {
+        if !self.dirty.iter().any(|(t, p)| *p == partition && t == topic) {
+            self.dirty.push((topic.to_string(), partition));
         }
-        self.map.entry(key).or_default().insert(offset);
+        match self.map.iter_mut().find(|((t, p), _)| *p == partition && t == topic) {
+            Some((_, r)) => r.insert_range(start, end),
+            None => {
+                let mut r = Ranges::default();
+                r.insert_range(start, end);
+                self.map.insert((topic.to_string(), partition), r);
+            }
+        }
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<&Ranges> {

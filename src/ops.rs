@@ -20,19 +20,58 @@ pub trait Operator: Send + Sync {
 /// A compiled operator.
 #[derive(Debug, Clone)]
 pub enum Op {
-    NullIf { fields: Option<Vec<Name>>, values: Vec<String> },
-    ParseCount { field: Name, to: Name },
-    StripPrefix { field: Name, prefix: String },
-    Cast { field: Name, to: CastType, on_error: OnError },
-    ParseTimestamp { field: Name, formats: Vec<String> },
-    Rename { from: Name, to: Name },
-    Drop { fields: Vec<Name> },
-    Select { fields: Vec<Name> },
-    Concat { fields: Vec<Name>, separator: String, to: Name },
-    Array { fields: Vec<Name>, to: Name },
-    Year { field: Name, to: Name },
-    Bucket { field: Name, to: Name, ranges: Vec<(Option<f64>, Option<f64>, String)> },
-    Require { fields: Vec<Name> },
+    NullIf {
+        fields: Option<Vec<Name>>,
+        values: Vec<String>,
+    },
+    ParseCount {
+        field: Name,
+        to: Name,
+    },
+    StripPrefix {
+        field: Name,
+        prefix: String,
+    },
+    Cast {
+        field: Name,
+        to: CastType,
+        on_error: OnError,
+    },
+    ParseTimestamp {
+        field: Name,
+        formats: Vec<String>,
+    },
+    Rename {
+        from: Name,
+        to: Name,
+    },
+    Drop {
+        fields: Vec<Name>,
+    },
+    Select {
+        fields: Vec<Name>,
+    },
+    Concat {
+        fields: Vec<Name>,
+        separator: String,
+        to: Name,
+    },
+    Array {
+        fields: Vec<Name>,
+        to: Name,
+    },
+    Year {
+        field: Name,
+        to: Name,
+    },
+    Bucket {
+        field: Name,
+        to: Name,
+        ranges: Vec<(Option<f64>, Option<f64>, String)>,
+    },
+    Require {
+        fields: Vec<Name>,
+    },
 }
 
 fn names(v: &[String]) -> Vec<Name> {
@@ -311,11 +350,19 @@ pub fn year_of(ts: i64) -> i64 {
 /// forms the emulators send), validated field by field.
 fn parse_plain(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() != 19 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b' ' || b[10] == b'T') || b[13] != b':' || b[16] != b':' {
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
@@ -348,7 +395,11 @@ pub fn parse_timestamp(s: &str, formats: &[String]) -> Option<i64> {
         chrono::DateTime::parse_from_str(s, f)
             .map(|d| d.timestamp())
             .ok()
-            .or_else(|| chrono::NaiveDateTime::parse_from_str(s, f).ok().map(|d| d.and_utc().timestamp()))
+            .or_else(|| {
+                chrono::NaiveDateTime::parse_from_str(s, f)
+                    .ok()
+                    .map(|d| d.and_utc().timestamp())
+            })
             .or_else(|| {
                 chrono::NaiveDate::parse_from_str(s, f)
                     .ok()
@@ -356,6 +407,66 @@ pub fn parse_timestamp(s: &str, formats: &[String]) -> Option<i64> {
                     .map(|d| d.and_utc().timestamp())
             })
     })
+}
+
+/// The raw fields a source must parse so that its operators produce the
+/// same values for `needed` (and make the same accept/reject decision).
+///
+/// A backward pass: each operator maps "fields needed after me" to "fields
+/// needed before me". Operators that can reject a record (`require`, `cast`
+/// with `on_error = "reject"`) always need their fields, so pruning never
+/// changes which records are dead-lettered.
+pub fn raw_needs(ops: &[OpSpec], needed: &[String]) -> Vec<String> {
+    let mut n: Vec<String> = needed.to_vec();
+    let add = |n: &mut Vec<String>, f: &String| {
+        if !n.contains(f) {
+            n.push(f.clone());
+        }
+    };
+    for op in ops.iter().rev() {
+        match op {
+            OpSpec::NullIf { .. } | OpSpec::StripPrefix { .. } | OpSpec::ParseTimestamp { .. } => {}
+            OpSpec::Cast { field, on_error, .. } => {
+                if *on_error == OnError::Reject {
+                    add(&mut n, field);
+                }
+            }
+            OpSpec::ParseCount { field, to } => {
+                if let Some(to) = to {
+                    if n.contains(to) && to != field {
+                        n.retain(|x| x != to);
+                        add(&mut n, field);
+                    }
+                }
+            }
+            OpSpec::Rename { from, to } => {
+                // `to` afterwards is `from` if the record has it, else the
+                // record's own `to`: both are needed. `from` afterwards is
+                // always gone.
+                let wanted = n.contains(to);
+                n.retain(|x| x != from);
+                if wanted {
+                    n.push(from.clone());
+                }
+            }
+            OpSpec::Drop { fields } => n.retain(|x| !fields.contains(x)),
+            OpSpec::Select { fields } => n.retain(|x| fields.contains(x)),
+            OpSpec::Concat { fields, to, .. } | OpSpec::Array { fields, to } => {
+                if n.contains(to) {
+                    n.retain(|x| x != to);
+                    fields.iter().for_each(|f| add(&mut n, f));
+                }
+            }
+            OpSpec::Year { field, to } | OpSpec::Bucket { field, to, .. } => {
+                if n.contains(to) {
+                    n.retain(|x| x != to);
+                    add(&mut n, field);
+                }
+            }
+            OpSpec::Require { fields } => fields.iter().for_each(|f| add(&mut n, f)),
+        }
+    }
+    n
 }
 
 /// Checks an operator against the record's field list (if known) and
@@ -384,7 +495,8 @@ pub fn check(op: &OpSpec, fields: &mut Option<Vec<String>>, path: &str, errors: 
         OpSpec::NullIf { fields: set, values } => {
             match set {
                 FieldSet::All(s) if s != "*" => errors.push(
-                    SpecError::new(path, format!("`fields = \"{s}\"` is not valid")).hint("use \"*\" for every field or a list"),
+                    SpecError::new(path, format!("`fields = \"{s}\"` is not valid"))
+                        .hint("use \"*\" for every field or a list"),
                 ),
                 FieldSet::List(l) => l.iter().for_each(|f| need(f, "field")),
                 _ => {}
@@ -404,7 +516,10 @@ pub fn check(op: &OpSpec, fields: &mut Option<Vec<String>>, path: &str, errors: 
             if let OpSpec::ParseTimestamp { formats, .. } = op {
                 for f in formats {
                     if chrono::format::StrftimeItems::new(f).any(|i| matches!(i, chrono::format::Item::Error)) {
-                        errors.push(SpecError::new(path, format!("bad timestamp format `{f}`")).hint("use chrono strftime syntax, e.g. %Y-%m-%d %H:%M:%S"));
+                        errors.push(
+                            SpecError::new(path, format!("bad timestamp format `{f}`"))
+                                .hint("use chrono strftime syntax, e.g. %Y-%m-%d %H:%M:%S"),
+                        );
                     }
                 }
             }
@@ -442,12 +557,18 @@ pub fn check(op: &OpSpec, fields: &mut Option<Vec<String>>, path: &str, errors: 
         OpSpec::Bucket { field, to, ranges } => {
             need(field, "field");
             if ranges.is_empty() {
-                errors.push(SpecError::new(path, "`ranges` is empty").hint("add ranges = [{ min = 18, max = 24, label = \"18-24\" }, ...]"));
+                errors.push(
+                    SpecError::new(path, "`ranges` is empty")
+                        .hint("add ranges = [{ min = 18, max = 24, label = \"18-24\" }, ...]"),
+                );
             }
             for r in ranges {
                 if let (Some(lo), Some(hi)) = (r.min, r.max) {
                     if lo > hi {
-                        errors.push(SpecError::new(path, format!("range `{}` has min {lo} > max {hi}", r.label)));
+                        errors.push(SpecError::new(
+                            path,
+                            format!("range `{}` has min {lo} > max {hi}", r.label),
+                        ));
                     }
                 }
             }
@@ -494,14 +615,22 @@ mod tests {
     #[test]
     fn select_reorders_and_fills_missing_with_null() {
         let mut r = rec(r#"{"b":1,"a":2}"#);
-        Op::Select { fields: names(&["a".into(), "c".into(), "b".into()]) }.apply(&mut r).unwrap();
+        Op::Select {
+            fields: names(&["a".into(), "c".into(), "b".into()]),
+        }
+        .apply(&mut r)
+        .unwrap();
         assert_eq!(r.to_json(), r#"{"a":2,"c":null,"b":1}"#);
     }
 
     #[test]
     fn cast_rejects_when_asked() {
         let mut r = rec(r#"{"ind":"abc"}"#);
-        let op = Op::Cast { field: intern("ind"), to: CastType::Int, on_error: OnError::Reject };
+        let op = Op::Cast {
+            field: intern("ind"),
+            to: CastType::Int,
+            on_error: OnError::Reject,
+        };
         assert!(op.apply(&mut r).unwrap_err().contains("ind"));
         let mut r = rec(r#"{"ind":"12"}"#);
         op.apply(&mut r).unwrap();
@@ -509,10 +638,47 @@ mod tests {
     }
 
     #[test]
+    fn raw_needs_walks_back_through_renames_and_derivations() {
+        let ops = vec![
+            OpSpec::NullIf {
+                fields: FieldSet::All("*".into()),
+                values: vec![String::new()],
+            },
+            OpSpec::Rename {
+                from: "index".into(),
+                to: "ind".into(),
+            },
+            OpSpec::Cast {
+                field: "ind".into(),
+                to: CastType::Int,
+                on_error: OnError::Reject,
+            },
+            OpSpec::Concat {
+                fields: vec!["a".into(), "b".into()],
+                separator: " ".into(),
+                to: "ab".into(),
+            },
+            OpSpec::Require {
+                fields: vec!["must".into()],
+            },
+            OpSpec::Select {
+                fields: vec!["ind".into(), "ab".into(), "x".into(), "unused".into()],
+            },
+        ];
+        let mut got = raw_needs(&ops, &["ind".into(), "ab".into(), "x".into()]);
+        got.sort();
+        assert_eq!(got, ["a", "b", "ind", "index", "must", "x"]);
+    }
+
+    #[test]
     fn check_points_at_misspelt_fields() {
         let mut fields = Some(vec!["first_name".to_string(), "last_name".to_string()]);
         let mut errors = Vec::new();
-        let op = OpSpec::Concat { fields: vec!["first_nam".into(), "last_name".into()], separator: " ".into(), to: "user_name".into() };
+        let op = OpSpec::Concat {
+            fields: vec!["first_nam".into(), "last_name".into()],
+            separator: " ".into(),
+            to: "user_name".into(),
+        };
         check(&op, &mut fields, "source[2].op[1]", &mut errors);
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].hint.as_deref(), Some("did you mean `first_name`?"));

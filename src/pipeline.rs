@@ -93,7 +93,9 @@ pub struct FileDeadLetters {
 
 impl FileDeadLetters {
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        Ok(FileDeadLetters { out: std::io::BufWriter::new(std::fs::File::create(path)?) })
+        Ok(FileDeadLetters {
+            out: std::io::BufWriter::new(std::fs::File::create(path)?),
+        })
     }
 }
 
@@ -117,11 +119,20 @@ pub struct Prepared {
 /// Parses and cleans one raw record of source `src` (full record, every
 /// field; used by `clean` and tests).
 pub fn clean(topo: &Topology, src: usize, bytes: &[u8]) -> Result<Record, String> {
+    clean_keeping(topo, src, bytes, None)
+}
+
+fn clean_keeping(
+    topo: &Topology,
+    src: usize,
+    bytes: &[u8],
+    keep: Option<&[crate::value::Name]>,
+) -> Result<Record, String> {
     let text = trim_ascii(bytes);
     if text.is_empty() {
         return Err("empty record".into());
     }
-    let mut rec = Record::from_json(text)?;
+    let mut rec = Record::from_json_keeping(text, keep)?;
     let source = &topo.sources[src];
     for op in &source.ops {
         op.apply(&mut rec)?;
@@ -135,18 +146,74 @@ pub fn clean(topo: &Topology, src: usize, bytes: &[u8]) -> Result<Record, String
 
 fn trim_ascii(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
     &b[start..end]
 }
 
-/// Parses, cleans and projects one raw record for the engine.
+/// Parses, cleans and projects one raw record for the engine. Only the raw
+/// fields the projection depends on are materialised (`Source::raw_fields`).
 pub fn prepare(topo: &Topology, src: usize, bytes: &[u8]) -> Result<Prepared, String> {
-    let rec = clean(topo, src, bytes)?;
     let source = &topo.sources[src];
+    let rec = clean_keeping(topo, src, bytes, Some(&source.raw_fields))?;
     let mut key = Vec::with_capacity(16);
     encode_key(rec.get(&source.key).unwrap_or(&Value::Null), &mut key);
     let mut row = Vec::with_capacity(64);
     let null = Value::Null;
     encode_row(source.projection.iter().map(|f| rec.get(f).unwrap_or(&null)), &mut row);
-    Ok(Prepared { key, row: row.into_boxed_slice() })
+    Ok(Prepared {
+        key,
+        row: row.into_boxed_slice(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `prepare` parses only `raw_fields`; it must agree with cleaning the
+    /// whole record and projecting afterwards, for accepted and rejected
+    /// records alike.
+    #[test]
+    fn pruned_parsing_agrees_with_full_cleaning() {
+        let topo = crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap();
+        let sample = include_str!("../tests/fixtures/pin_sample.jsonl");
+        let edge = [
+            r#"{"ind": 5, "category": "art"}"#,
+            r#"{"index": 6, "ind": 9, "category": "art", "follower_count": "3k"}"#,
+            r#"{"index": "x", "category": "art"}"#,
+            r#"{"index": 7, "title": {"nested": [1, 2]}, "category": ""}"#,
+            r#"{"index": 8, "description": "bad \u00e9 escape", "poster_name": "User Info Error"}"#,
+            r#"{"index": 8, "description": tru}"#,
+            r#"{"ind": 1, "timestamp": "2020-08-28T03:52:47", "country": "Chad", "latitude": "x"}"#,
+            r#"{"ind": 2, "first_name": "A", "last_name": null, "age": "41", "date_joined": "2016-01-01 00:00:00"}"#,
+            "[]",
+            "",
+        ];
+        let mut checked = 0;
+        for (src, _) in topo.sources.iter().enumerate() {
+            for line in sample.lines().chain(edge) {
+                let full = clean(&topo, src, line.as_bytes()).map(|rec| {
+                    let source = &topo.sources[src];
+                    let mut key = Vec::new();
+                    encode_key(rec.get(&source.key).unwrap(), &mut key);
+                    let mut row = Vec::new();
+                    encode_row(
+                        source.projection.iter().map(|f| rec.get(f).unwrap_or(&Value::Null)),
+                        &mut row,
+                    );
+                    (key, row)
+                });
+                let pruned = prepare(&topo, src, line.as_bytes()).map(|p| (p.key, p.row.to_vec()));
+                assert_eq!(full.is_ok(), pruned.is_ok(), "source {src}: {line}");
+                if let (Ok(a), Ok(b)) = (&full, &pruned) {
+                    assert_eq!(a, b, "source {src}: {line}");
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked > 600);
+    }
 }

@@ -32,7 +32,10 @@ pub struct TimeRange {
 pub type Row = Vec<(String, Value)>;
 
 fn corrupt(store: &Store, what: String) -> StoreError {
-    StoreError::Corrupt { path: store.path().into(), what }
+    StoreError::Corrupt {
+        path: store.path().into(),
+        what,
+    }
 }
 
 enum Merged {
@@ -97,7 +100,8 @@ fn number(x: f64) -> Value {
 /// The aggregate's rows (all columns), sorted by key columns.
 pub fn aggregate_rows(store: &Store, agg: &Aggregate, range: TimeRange, q: f64) -> Result<Vec<Vec<Value>>, StoreError> {
     let g = agg.group_by.len();
-    let tuple = |k: &[u8]| decode_key_tuple(k).ok_or_else(|| corrupt(store, format!("key of {:?} does not decode", agg.name)));
+    let tuple =
+        |k: &[u8]| decode_key_tuple(k).ok_or_else(|| corrupt(store, format!("key of {:?} does not decode", agg.name)));
     let mut rows: Vec<Vec<Value>> = Vec::new();
     match read_merged(store, agg, range)? {
         Merged::Digests(m) => {
@@ -166,7 +170,9 @@ pub fn run(store: &Store, topo: &Topology, query: &Query, range: TimeRange) -> R
     let mut rows = aggregate_rows(store, agg, range, query.q)?;
     if let Some((col, lo, hi)) = query.range {
         rows.retain(|r| {
-            r[col].as_f64().is_some_and(|x| lo.is_none_or(|lo| x >= lo) && hi.is_none_or(|hi| x <= hi))
+            r[col]
+                .as_f64()
+                .is_some_and(|x| lo.is_none_or(|lo| x >= lo) && hi.is_none_or(|hi| x <= hi))
         });
     }
     if query.kind == QueryKind::Top {
@@ -183,7 +189,13 @@ pub fn run(store: &Store, topo: &Topology, query: &Query, range: TimeRange) -> R
     }
     Ok(rows
         .into_iter()
-        .map(|r| query.columns.iter().map(|(i, name)| (name.clone(), r[*i].clone())).collect())
+        .map(|r| {
+            query
+                .columns
+                .iter()
+                .map(|(i, name)| (name.clone(), r[*i].clone()))
+                .collect()
+        })
         .collect())
 }
 
@@ -231,15 +243,40 @@ pub fn answers_table(answers: &[(String, Vec<Row>)]) -> String {
             continue;
         };
         let headers: Vec<&str> = first.iter().map(|(k, _)| k.as_str()).collect();
-        let cells: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|(_, v)| v.to_string()).collect()).collect();
+        let cells: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| r.iter().map(|(_, v)| v.to_string()).collect())
+            .collect();
         let widths: Vec<usize> = (0..headers.len())
-            .map(|i| cells.iter().map(|c| c[i].chars().count()).chain([headers[i].len()]).max().unwrap_or(0))
+            .map(|i| {
+                cells
+                    .iter()
+                    .map(|c| c[i].chars().count())
+                    .chain([headers[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let line = |vals: Vec<&str>| {
-            vals.iter().zip(&widths).map(|(v, w)| format!("{v:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string() + "\n"
+            vals.iter()
+                .zip(&widths)
+                .map(|(v, w)| format!("{v:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+                + "\n"
         };
         out.push_str(&line(headers.clone()));
-        out.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect()));
+        out.push_str(&line(
+            widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect(),
+        ));
         for c in &cells {
             out.push_str(&line(c.iter().map(String::as_str).collect()));
         }

@@ -19,7 +19,7 @@ use crate::archive::{self, ArchiveError, ArchiveFile};
 use crate::engine::{Engine, EngineStats};
 use crate::offsets::Ranges;
 use crate::pipeline::{prepare, DeadLetter, DeadLetterSink, Origin, Prepared};
-use crate::store::StoreError;
+use crate::store::{Durability, StoreError};
 use crate::topology::Topology;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,8 @@ pub struct ReplaySummary {
     pub unknown_topics: Vec<String>,
     pub read_errors: Vec<String>,
     pub elapsed: Duration,
+    /// Time the engine thread waited for parsed input.
+    pub input_wait: Duration,
     pub engine: EngineStats,
 }
 
@@ -72,7 +74,11 @@ pub fn resolve_prefix(topo: &Topology, topics: &[&str], given: Option<&str>) -> 
     if let Some(p) = given {
         return Ok(p.to_string());
     }
-    let templates: Vec<(&str, &str)> = topo.sources.iter().filter_map(|s| s.topic.split_once("${prefix}")).collect();
+    let templates: Vec<(&str, &str)> = topo
+        .sources
+        .iter()
+        .filter_map(|s| s.topic.split_once("${prefix}"))
+        .collect();
     if templates.is_empty() {
         return Ok(String::new());
     }
@@ -90,10 +96,17 @@ pub fn resolve_prefix(topo: &Topology, topics: &[&str], given: Option<&str>) -> 
         [one] => Ok(one.to_string()),
         [] => Err(format!(
             "no topic in the archive matches the topology's sources ({}); topics found: {}",
-            topo.sources.iter().map(|s| s.topic.as_str()).collect::<Vec<_>>().join(", "),
+            topo.sources
+                .iter()
+                .map(|s| s.topic.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             topics.join(", ")
         )),
-        many => Err(format!("the archive holds topics of several prefixes ({}); pass --prefix", many.join(", "))),
+        many => Err(format!(
+            "the archive holds topics of several prefixes ({}); pass --prefix",
+            many.join(", ")
+        )),
     }
 }
 
@@ -109,22 +122,36 @@ struct FileOut {
     read_error: Option<String>,
 }
 
+thread_local! {
+    /// Per-thread file buffer: reused so big reads do not fault in fresh
+    /// pages for every file.
+    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn read_file(topo: &Topology, f: &ArchiveFile, src: usize, done: Option<&Ranges>) -> FileOut {
-    let batch = f.read();
-    let items = batch
-        .records
-        .into_iter()
-        .map(|r| {
-            if done.is_some_and(|d| d.contains(r.offset)) {
-                return (r.offset, Item::Done);
-            }
-            match prepare(topo, src, &r.bytes) {
-                Ok(p) => (r.offset, Item::Ok(p)),
-                Err(reason) => (r.offset, Item::Dead(reason, r.bytes)),
-            }
-        })
-        .collect();
-    FileOut { file: 0, items, read_error: batch.read_error }
+    BUF.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        let read_error = f.read_into(&mut buf).err();
+        let items = archive::lines(&buf, f.start_offset)
+            .map(|(offset, bytes)| {
+                if done.is_some_and(|d| d.contains(offset)) {
+                    return (offset, Item::Done);
+                }
+                match prepare(topo, src, bytes) {
+                    Ok(p) => (offset, Item::Ok(p)),
+                    Err(reason) => (offset, Item::Dead(reason, bytes.to_vec())),
+                }
+            })
+            .collect();
+        if buf.capacity() > 256 << 20 {
+            *buf = Vec::new(); // one huge object must not pin its memory
+        }
+        FileOut {
+            file: 0,
+            items,
+            read_error,
+        }
+    })
 }
 
 fn reason_class(reason: &str) -> String {
@@ -132,31 +159,52 @@ fn reason_class(reason: &str) -> String {
 }
 
 /// Replays an archive into the state dir; returns the engine (for answers).
-pub fn replay(topo: Arc<Topology>, opts: &ReplayOptions, dead: &mut dyn DeadLetterSink) -> Result<(Engine, ReplaySummary), ReplayError> {
+pub fn replay(
+    topo: Arc<Topology>,
+    opts: &ReplayOptions,
+    dead: &mut dyn DeadLetterSink,
+) -> Result<(Engine, ReplaySummary), ReplayError> {
     let started = Instant::now();
     let files = archive::scan(&opts.archive)?;
     let mut topics: Vec<&str> = files.iter().map(|f| f.topic.as_str()).collect();
     topics.dedup();
     let prefix = resolve_prefix(&topo, &topics, opts.prefix.as_deref()).map_err(ReplayError::Prefix)?;
-    let source_of: HashMap<String, usize> = topo.sources.iter().enumerate().map(|(i, s)| (s.topic_for(&prefix), i)).collect();
+    let source_of: HashMap<String, usize> = topo
+        .sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.topic_for(&prefix), i))
+        .collect();
 
-    let mut summary = ReplaySummary { prefix: prefix.clone(), ..Default::default() };
-    let mut unknown: Vec<String> = topics.iter().filter(|t| !source_of.contains_key(**t)).map(|t| t.to_string()).collect();
+    let mut summary = ReplaySummary {
+        prefix: prefix.clone(),
+        ..Default::default()
+    };
+    let mut unknown: Vec<String> = topics
+        .iter()
+        .filter(|t| !source_of.contains_key(**t))
+        .map(|t| t.to_string())
+        .collect();
     unknown.dedup();
     summary.unknown_topics = unknown;
-    let files: Vec<(ArchiveFile, usize)> = files.into_iter().filter_map(|f| source_of.get(&f.topic).map(|&s| (f, s))).collect();
+    let files: Vec<(ArchiveFile, usize)> = files
+        .into_iter()
+        .filter_map(|f| source_of.get(&f.topic).map(|&s| (f, s)))
+        .collect();
     summary.files = files.len();
     summary.bytes = files.iter().map(|(f, _)| f.size).sum();
 
-    let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys)?;
+    let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, Durability::Flush)?;
     let done: HashMap<(String, i32), Ranges> = engine.positions().all().map(|(k, v)| (k.clone(), v.clone())).collect();
 
     let bar = if opts.progress && std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(summary.bytes);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} replay [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} replay [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         b
     } else {
@@ -196,7 +244,9 @@ pub fn replay(topo: Arc<Topology>, opts: &ReplayOptions, dead: &mut dyn DeadLett
                 }
             }
         });
+        let mut waited = Instant::now();
         for outs in rx {
+            summary.input_wait += waited.elapsed();
             for out in outs {
                 let (f, src) = &files[out.file];
                 if let Some(e) = out.read_error {
@@ -204,6 +254,7 @@ pub fn replay(topo: Arc<Topology>, opts: &ReplayOptions, dead: &mut dyn DeadLett
                     summary.read_errors.push(e);
                 }
                 *summary.per_topic.entry(f.topic.clone()).or_default() += out.items.len() as u64;
+                let span = out.items.first().zip(out.items.last()).map(|(a, b)| (a.0, b.0 + 1));
                 for (offset, item) in out.items {
                     summary.records += 1;
                     match item {
@@ -217,13 +268,21 @@ pub fn replay(topo: Arc<Topology>, opts: &ReplayOptions, dead: &mut dyn DeadLett
                             *summary.dead_reasons.entry(reason_class(&reason)).or_default() += 1;
                             let dl = DeadLetter {
                                 reason,
-                                origin: Origin { topic: f.topic.clone(), partition: f.partition, offset, file: Some(f.path.display().to_string()) },
+                                origin: Origin {
+                                    topic: f.topic.clone(),
+                                    partition: f.partition,
+                                    offset,
+                                    file: Some(f.path.display().to_string()),
+                                },
                                 record: String::from_utf8_lossy(&raw).into_owned(),
                             };
                             dead.send(&dl).map_err(ReplayError::DeadLetters)?;
                         }
                     }
-                    engine.mark(&f.topic, f.partition, offset);
+                }
+                // A file's records are consecutive offsets: one range.
+                if let Some((start, end)) = span {
+                    engine.mark_range(&f.topic, f.partition, start, end);
                 }
                 bar.inc(f.size);
                 if engine.pending() >= opts.commit_every {
@@ -232,12 +291,13 @@ pub fn replay(topo: Arc<Topology>, opts: &ReplayOptions, dead: &mut dyn DeadLett
                     engine.commit()?;
                 }
             }
+            waited = Instant::now();
         }
         Ok(())
     });
     result?;
     dead.flush().map_err(ReplayError::DeadLetters)?;
-    engine.commit()?;
+    engine.sync()?;
     bar.finish_and_clear();
     summary.elapsed = started.elapsed();
     summary.engine = engine.stats;

@@ -55,7 +55,10 @@ impl StoreError {
         match self {
             StoreError::Rocks { source, .. } => matches!(
                 source.kind(),
-                rocksdb::ErrorKind::Busy | rocksdb::ErrorKind::TimedOut | rocksdb::ErrorKind::TryAgain | rocksdb::ErrorKind::Incomplete
+                rocksdb::ErrorKind::Busy
+                    | rocksdb::ErrorKind::TimedOut
+                    | rocksdb::ErrorKind::TryAgain
+                    | rocksdb::ErrorKind::Incomplete
             ),
             _ => false,
         }
@@ -64,7 +67,9 @@ impl StoreError {
 
 fn add_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
     let read = |b: &[u8]| b.try_into().map(i64::from_le_bytes).unwrap_or(0);
-    let sum = ops.iter().fold(existing.map_or(0, read), |acc, b| acc.wrapping_add(read(b)));
+    let sum = ops
+        .iter()
+        .fold(existing.map_or(0, read), |acc, b| acc.wrapping_add(read(b)));
     Some(sum.to_le_bytes().to_vec())
 }
 
@@ -96,16 +101,36 @@ fn wm_key(agg: &str) -> Vec<u8> {
     k
 }
 
+/// How commits reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit goes through RocksDB's write-ahead log (live daemon).
+    Wal,
+    /// No write-ahead log; [`Store::flush`] makes state durable (replay:
+    /// RocksDB flushes all column families atomically, so a crash rolls
+    /// state and positions back together to the last flush, and the next
+    /// replay redoes the rest).
+    Flush,
+}
+
 /// The opened state of one topology.
 pub struct Store {
     db: DB,
     path: PathBuf,
+    durability: Durability,
 }
 
 impl Store {
     /// Opens (or creates) the state dir for a topology.
     pub fn open(path: &Path, topo: &Topology) -> Result<Store, StoreError> {
-        let rocks = |source| StoreError::Rocks { path: path.to_path_buf(), source };
+        Self::open_with(path, topo, Durability::Wal)
+    }
+
+    pub fn open_with(path: &Path, topo: &Topology, durability: Durability) -> Result<Store, StoreError> {
+        let rocks = |source| StoreError::Rocks {
+            path: path.to_path_buf(),
+            source,
+        };
         std::fs::create_dir_all(path).map_err(|e| StoreError::Corrupt {
             path: path.to_path_buf(),
             what: format!("cannot create the state dir: {e}"),
@@ -114,6 +139,9 @@ impl Store {
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.increase_parallelism(2);
+        // Column families flush together, so without a WAL no family is
+        // ever ahead of another (state and positions stay consistent).
+        db_opts.set_atomic_flush(true);
 
         let mut wanted: Vec<(String, Options)> = vec![(META.into(), Options::default())];
         let mut jo = Options::default();
@@ -137,16 +165,27 @@ impl Store {
         }
         let cfs = wanted.into_iter().map(|(n, o)| ColumnFamilyDescriptor::new(n, o));
         let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(rocks)?;
-        let store = Store { db, path: path.to_path_buf() };
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+            durability,
+        };
         let meta = store.cf(META)?;
         match store.db.get_cf(meta, b"fingerprint").map_err(rocks)? {
             Some(v) => {
                 let found = v.as_slice().try_into().map(u64::from_le_bytes).unwrap_or(0);
                 if found != topo.fingerprint {
-                    return Err(StoreError::TopologyMismatch { path: path.to_path_buf(), found, expected: topo.fingerprint });
+                    return Err(StoreError::TopologyMismatch {
+                        path: path.to_path_buf(),
+                        found,
+                        expected: topo.fingerprint,
+                    });
                 }
             }
-            None => store.db.put_cf(meta, b"fingerprint", topo.fingerprint.to_le_bytes()).map_err(rocks)?,
+            None => store
+                .db
+                .put_cf(meta, b"fingerprint", topo.fingerprint.to_le_bytes())
+                .map_err(rocks)?,
         }
         Ok(store)
     }
@@ -156,7 +195,10 @@ impl Store {
     }
 
     fn rocks(&self, source: rocksdb::Error) -> StoreError {
-        StoreError::Rocks { path: self.path.clone(), source }
+        StoreError::Rocks {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     pub fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily, StoreError> {
@@ -168,15 +210,6 @@ impl Store {
 
     pub fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.get_cf(self.cf(cf)?, key).map_err(|e| self.rocks(e))
-    }
-
-    /// Every entry of a column family, from one consistent snapshot.
-    pub fn scan(&self, cf: &str) -> Result<Vec<(Box<[u8]>, Box<[u8]>)>, StoreError> {
-        let snap = self.db.snapshot();
-        let cf = self.cf(cf)?;
-        snap.iterator_cf(cf, IteratorMode::Start)
-            .map(|r| r.map_err(|e| self.rocks(e)))
-            .collect()
     }
 
     /// Calls `f` for each entry (in key order) until it returns false.
@@ -192,11 +225,19 @@ impl Store {
     }
 
     pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        self.db.write(batch).map_err(|e| self.rocks(e))
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.disable_wal(self.durability == Durability::Flush);
+        self.db.write_opt(batch, &opts).map_err(|e| self.rocks(e))
     }
 
     /// Stores positions into a batch.
-    pub fn put_position(&self, batch: &mut WriteBatch, topic: &str, partition: i32, r: &Ranges) -> Result<(), StoreError> {
+    pub fn put_position(
+        &self,
+        batch: &mut WriteBatch,
+        topic: &str,
+        partition: i32,
+        r: &Ranges,
+    ) -> Result<(), StoreError> {
         batch.put_cf(self.cf(META)?, pos_key(topic, partition), r.to_bytes());
         Ok(())
     }
@@ -207,7 +248,9 @@ impl Store {
     }
 
     pub fn watermark(&self, agg: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self.get(META, &wm_key(agg))?.and_then(|v| v.as_slice().try_into().ok().map(i64::from_le_bytes)))
+        Ok(self
+            .get(META, &wm_key(agg))?
+            .and_then(|v| v.as_slice().try_into().ok().map(i64::from_le_bytes)))
     }
 
     /// Every stored source position.
@@ -231,7 +274,10 @@ impl Store {
             true
         })?;
         match bad {
-            Some(k) => Err(StoreError::Corrupt { path: self.path.clone(), what: format!("bad position entry {k:?}") }),
+            Some(k) => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                what: format!("bad position entry {k:?}"),
+            }),
             None => Ok(out),
         }
     }
@@ -241,14 +287,33 @@ impl Store {
         let mut total = 0;
         for name in DB::list_cf(&Options::default(), &self.path).unwrap_or_default() {
             if let Some(cf) = self.db.cf_handle(&name) {
-                total += self.db.property_int_value_cf(cf, "rocksdb.estimate-live-data-size").ok().flatten().unwrap_or(0);
-                total += self.db.property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables").ok().flatten().unwrap_or(0);
+                total += self
+                    .db
+                    .property_int_value_cf(cf, "rocksdb.estimate-live-data-size")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
+                total += self
+                    .db
+                    .property_int_value_cf(cf, "rocksdb.cur-size-all-mem-tables")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0);
             }
         }
         total
     }
 
+    /// Flushes every column family (atomically) to SST files.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(|e| self.rocks(e))
+        let names = DB::list_cf(&Options::default(), &self.path).map_err(|e| self.rocks(e))?;
+        let cfs: Vec<&rocksdb::ColumnFamily> = names.iter().filter_map(|n| self.db.cf_handle(n)).collect();
+        self.db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())
+            .map_err(|e| self.rocks(e))
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 }

@@ -46,7 +46,12 @@ impl TDigest {
         let mut cs: Vec<Centroid> = values
             .iter()
             .filter(|v| !v.is_nan())
-            .map(|&v| Centroid { mean: v, weight: 1.0, min: v, max: v })
+            .map(|&v| Centroid {
+                mean: v,
+                weight: 1.0,
+                min: v,
+                max: v,
+            })
             .collect();
         cs.sort_by(|a, b| a.mean.total_cmp(&b.mean));
         let mut d = TDigest::new(compression);
@@ -132,20 +137,31 @@ impl TDigest {
 
     /// Parses [`TDigest::to_bytes`]; `None` if the bytes are not a digest.
     pub fn from_bytes(b: &[u8]) -> Option<TDigest> {
-        if b.len() < 16 || (b.len() - 16) % 32 != 0 {
+        if b.len() < 16 || !(b.len() - 16).is_multiple_of(32) {
             return None;
         }
         let f = |i: usize| f64::from_le_bytes(b[i..i + 8].try_into().unwrap());
         let centroids = (16..b.len())
             .step_by(32)
-            .map(|i| Centroid { mean: f(i), weight: f(i + 8), min: f(i + 16), max: f(i + 24) })
+            .map(|i| Centroid {
+                mean: f(i),
+                weight: f(i + 8),
+                min: f(i + 16),
+                max: f(i + 24),
+            })
             .collect();
-        Some(TDigest { compression: f(0), count: f(8), centroids })
+        Some(TDigest {
+            compression: f(0),
+            count: f(8),
+            centroids,
+        })
     }
 
     /// Merges serialized digests (the RocksDB merge operator body).
     pub fn merge_bytes<'a>(existing: Option<&[u8]>, operands: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
-        let mut base = existing.and_then(TDigest::from_bytes).unwrap_or_else(|| TDigest::new(0.0));
+        let mut base = existing
+            .and_then(TDigest::from_bytes)
+            .unwrap_or_else(|| TDigest::new(0.0));
         let others: Vec<TDigest> = operands.filter_map(TDigest::from_bytes).collect();
         let refs: Vec<&TDigest> = others.iter().collect();
         base.merge(&refs);

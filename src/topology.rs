@@ -27,6 +27,9 @@ pub struct Source {
     pub ops: Vec<Op>,
     /// Fields (besides the key) that the join keeps from this source.
     pub projection: Vec<Name>,
+    /// Raw top-level fields the parser must materialise for the projection
+    /// and the key (`ops::raw_needs`); the others are skipped unparsed.
+    pub raw_fields: Vec<Name>,
 }
 
 impl Source {
@@ -118,13 +121,18 @@ pub fn parse_duration(s: &str) -> Option<i64> {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Fields an operator reads (for the join's projection).
 fn op_inputs(op: &OpSpec) -> Vec<String> {
     match op {
-        OpSpec::NullIf { fields: dsl::FieldSet::List(l), .. } => l.clone(),
+        OpSpec::NullIf {
+            fields: dsl::FieldSet::List(l),
+            ..
+        } => l.clone(),
         OpSpec::NullIf { .. } => vec![],
         OpSpec::ParseCount { field, .. }
         | OpSpec::StripPrefix { field, .. }
@@ -134,9 +142,10 @@ fn op_inputs(op: &OpSpec) -> Vec<String> {
         | OpSpec::Bucket { field, .. } => vec![field.clone()],
         OpSpec::Rename { from, .. } => vec![from.clone()],
         OpSpec::Drop { .. } => vec![],
-        OpSpec::Select { fields } | OpSpec::Concat { fields, .. } | OpSpec::Array { fields, .. } | OpSpec::Require { fields } => {
-            fields.clone()
-        }
+        OpSpec::Select { fields }
+        | OpSpec::Concat { fields, .. }
+        | OpSpec::Array { fields, .. }
+        | OpSpec::Require { fields } => fields.clone(),
     }
 }
 
@@ -159,7 +168,10 @@ fn unique<'a>(kind: &str, names: impl Iterator<Item = (usize, &'a str)>, errors:
         if n.is_empty() {
             errors.push(SpecError::new(format!("{kind}[{i}].name"), "name is empty"));
         } else if !seen.insert(n) {
-            errors.push(SpecError::new(format!("{kind}[{i}].name"), format!("duplicate {kind} name `{n}`")));
+            errors.push(SpecError::new(
+                format!("{kind}[{i}].name"),
+                format!("duplicate {kind} name `{n}`"),
+            ));
         }
     }
 }
@@ -186,16 +198,30 @@ impl TopologySpec {
         if self.sources.is_empty() {
             errors.push(SpecError::new("source", "no sources").hint("add a [[source]] table"));
         }
-        unique("source", self.sources.iter().enumerate().map(|(i, s)| (i, s.name.as_str())), &mut errors);
-        unique("aggregate", self.aggregates.iter().enumerate().map(|(i, s)| (i, s.name.as_str())), &mut errors);
-        unique("query", self.queries.iter().enumerate().map(|(i, s)| (i, s.name.as_str())), &mut errors);
+        unique(
+            "source",
+            self.sources.iter().enumerate().map(|(i, s)| (i, s.name.as_str())),
+            &mut errors,
+        );
+        unique(
+            "aggregate",
+            self.aggregates.iter().enumerate().map(|(i, s)| (i, s.name.as_str())),
+            &mut errors,
+        );
+        unique(
+            "query",
+            self.queries.iter().enumerate().map(|(i, s)| (i, s.name.as_str())),
+            &mut errors,
+        );
 
         // Sources: operators over the known field list.
         let mut schemas: Vec<Option<Vec<String>>> = Vec::new();
         for (i, s) in self.sources.iter().enumerate() {
             let path = format!("source[{i}]");
             if s.topic.trim().is_empty() {
-                errors.push(SpecError::new(format!("{path}.topic"), "topic is empty").hint("e.g. topic = \"${prefix}.pin\""));
+                errors.push(
+                    SpecError::new(format!("{path}.topic"), "topic is empty").hint("e.g. topic = \"${prefix}.pin\""),
+                );
             }
             let mut fields = s.schema.clone();
             for (j, op) in s.ops.iter().enumerate() {
@@ -204,8 +230,11 @@ impl TopologySpec {
             if let Some(f) = &fields {
                 if !f.contains(&s.key) {
                     errors.push(
-                        SpecError::new(format!("{path}.key"), format!("key `{}` is not a field after the operators", s.key))
-                            .hint(format!("fields after the operators: {}", f.join(", "))),
+                        SpecError::new(
+                            format!("{path}.key"),
+                            format!("key `{}` is not a field after the operators", s.key),
+                        )
+                        .hint(format!("fields after the operators: {}", f.join(", "))),
                     );
                 }
             }
@@ -223,15 +252,20 @@ impl TopologySpec {
         }
         for (k, name) in join.inputs.iter().enumerate() {
             match self.sources.iter().position(|s| &s.name == name) {
-                Some(i) if input_idx.contains(&i) => {
-                    errors.push(SpecError::new(format!("join.inputs[{k}]"), format!("source `{name}` listed twice")))
-                }
+                Some(i) if input_idx.contains(&i) => errors.push(SpecError::new(
+                    format!("join.inputs[{k}]"),
+                    format!("source `{name}` listed twice"),
+                )),
                 Some(i) => input_idx.push(i),
                 None => {
                     let cands: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
                     errors.push(
-                        SpecError::new(format!("join.inputs[{k}]"), format!("unknown source `{name}`"))
-                            .hint(dsl::suggest(name, &cands).map_or_else(|| format!("sources: {}", cands.join(", ")), |s| format!("did you mean `{s}`?"))),
+                        SpecError::new(format!("join.inputs[{k}]"), format!("unknown source `{name}`")).hint(
+                            dsl::suggest(name, &cands).map_or_else(
+                                || format!("sources: {}", cands.join(", ")),
+                                |s| format!("did you mean `{s}`?"),
+                            ),
+                        ),
                     );
                 }
             }
@@ -239,8 +273,11 @@ impl TopologySpec {
         for (i, s) in self.sources.iter().enumerate() {
             if !input_idx.contains(&i) && join.inputs.iter().all(|n| n != &s.name) {
                 errors.push(
-                    SpecError::new(format!("source[{i}]"), format!("source `{}` is not an input of the join", s.name))
-                        .hint("add it to join.inputs or remove it"),
+                    SpecError::new(
+                        format!("source[{i}]"),
+                        format!("source `{}` is not an input of the join", s.name),
+                    )
+                    .hint("add it to join.inputs or remove it"),
                 );
             }
         }
@@ -260,7 +297,10 @@ impl TopologySpec {
         }
         for (j, op) in join.ops.iter().enumerate() {
             if matches!(op, OpSpec::Require { .. }) {
-                errors.push(SpecError::new(format!("join.op[{j}]"), "`require` is not allowed after the join").hint("put it in the source"));
+                errors.push(
+                    SpecError::new(format!("join.op[{j}]"), "`require` is not allowed after the join")
+                        .hint("put it in the source"),
+                );
             }
             ops::check(op, &mut post, &format!("join.op[{j}]"), &mut errors);
         }
@@ -273,7 +313,10 @@ impl TopologySpec {
                 need_field(&post, &f, &path, "field", &mut errors);
             }
             let arg_err = |errors: &mut Vec<SpecError>, arg: &str, msg: &str| {
-                errors.push(SpecError::new(format!("{path}.{arg}"), format!("{:?}: {msg}", a.function).to_lowercase()));
+                errors.push(SpecError::new(
+                    format!("{path}.{arg}"),
+                    format!("{:?}: {msg}", a.function).to_lowercase(),
+                ));
             };
             let (extra, measure) = match a.function {
                 Function::Count => (vec![], None),
@@ -313,14 +356,26 @@ impl TopologySpec {
                 let size = parse_duration(&w.size);
                 let retention = parse_duration(&w.retention);
                 if size.is_none() {
-                    errors.push(SpecError::new(format!("{path}.window.size"), format!("bad duration `{}`", w.size)).hint("e.g. \"1h\", \"1d\", \"30m\""));
+                    errors.push(
+                        SpecError::new(format!("{path}.window.size"), format!("bad duration `{}`", w.size))
+                            .hint("e.g. \"1h\", \"1d\", \"30m\""),
+                    );
                 }
                 if retention.is_none() {
-                    errors.push(SpecError::new(format!("{path}.window.retention"), format!("bad duration `{}`", w.retention)).hint("e.g. \"30d\""));
+                    errors.push(
+                        SpecError::new(
+                            format!("{path}.window.retention"),
+                            format!("bad duration `{}`", w.retention),
+                        )
+                        .hint("e.g. \"30d\""),
+                    );
                 }
                 let (size, retention) = (size?, retention?);
                 if retention < size {
-                    errors.push(SpecError::new(format!("{path}.window.retention"), "retention is shorter than the window size"));
+                    errors.push(SpecError::new(
+                        format!("{path}.window.retention"),
+                        "retention is shorter than the window size",
+                    ));
                 }
                 Some((intern(&w.field), Window { size, retention }))
             });
@@ -364,8 +419,11 @@ impl TopologySpec {
                     if found.is_none() {
                         let cands: Vec<&str> = self.queries.iter().map(|q| q.name.as_str()).collect();
                         errors.push(
-                            SpecError::new(format!("answers[{k}]"), format!("unknown query `{name}`"))
-                                .hint(dsl::suggest(name, &cands).map_or("list names of [[query]] tables".into(), |s| format!("did you mean `{s}`?"))),
+                            SpecError::new(format!("answers[{k}]"), format!("unknown query `{name}`")).hint(
+                                dsl::suggest(name, &cands).map_or("list names of [[query]] tables".into(), |s| {
+                                    format!("did you mean `{s}`?")
+                                }),
+                            ),
                         );
                     }
                     found
@@ -375,7 +433,12 @@ impl TopologySpec {
 
         // Projection: the fields the aggregates and post-join operators read.
         let mut needed: Vec<String> = Vec::new();
-        for f in self.aggregates.iter().flat_map(|a| a.fields()).chain(join.ops.iter().flat_map(op_inputs)) {
+        for f in self
+            .aggregates
+            .iter()
+            .flat_map(|a| a.fields())
+            .chain(join.ops.iter().flat_map(op_inputs))
+        {
             if !needed.contains(&f) {
                 needed.push(f);
             }
@@ -395,8 +458,14 @@ impl TopologySpec {
                 if let Some((_, by)) = claimed.iter().find(|(c, _)| c == f) {
                     if schemas[i].is_some() {
                         errors.push(
-                            SpecError::new(format!("source[{i}]"), format!("field `{f}` comes from both `{}` and `{}`", self.sources[*by].name, src.name))
-                                .hint("rename or drop it in one of the sources"),
+                            SpecError::new(
+                                format!("source[{i}]"),
+                                format!(
+                                    "field `{f}` comes from both `{}` and `{}`",
+                                    self.sources[*by].name, src.name
+                                ),
+                            )
+                            .hint("rename or drop it in one of the sources"),
                         );
                     }
                     continue;
@@ -415,12 +484,17 @@ impl TopologySpec {
             .sources
             .iter()
             .zip(projections)
-            .map(|(s, projection)| Source {
-                name: s.name.clone(),
-                topic: s.topic.clone(),
-                key: intern(&s.key),
-                ops: s.ops.iter().map(Op::compile).collect(),
-                projection,
+            .map(|(s, projection)| {
+                let mut out: Vec<String> = projection.iter().map(|n| n.to_string()).collect();
+                out.push(s.key.clone());
+                Source {
+                    name: s.name.clone(),
+                    topic: s.topic.clone(),
+                    key: intern(&s.key),
+                    ops: s.ops.iter().map(Op::compile).collect(),
+                    raw_fields: ops::raw_needs(&s.ops, &out).iter().map(|f| intern(f)).collect(),
+                    projection,
+                }
             })
             .collect();
         let shape = serde_json::to_string(&(&self.sources, &self.join, &self.aggregates)).unwrap_or_default();
@@ -441,13 +515,23 @@ impl TopologySpec {
     }
 }
 
-fn build_query(i: usize, q: &QuerySpec, spec: &TopologySpec, aggregates: &[Aggregate], errors: &mut Vec<SpecError>) -> Option<Query> {
+fn build_query(
+    i: usize,
+    q: &QuerySpec,
+    spec: &TopologySpec,
+    aggregates: &[Aggregate],
+    errors: &mut Vec<SpecError>,
+) -> Option<Query> {
     let path = format!("query[{i}]");
     let Some(a_idx) = spec.aggregates.iter().position(|a| a.name == q.from) else {
         let cands: Vec<&str> = spec.aggregates.iter().map(|a| a.name.as_str()).collect();
         errors.push(
-            SpecError::new(format!("{path}.from"), format!("unknown aggregate `{}`", q.from))
-                .hint(dsl::suggest(&q.from, &cands).map_or_else(|| format!("aggregates: {}", cands.join(", ")), |s| format!("did you mean `{s}`?"))),
+            SpecError::new(format!("{path}.from"), format!("unknown aggregate `{}`", q.from)).hint(
+                dsl::suggest(&q.from, &cands).map_or_else(
+                    || format!("aggregates: {}", cands.join(", ")),
+                    |s| format!("did you mean `{s}`?"),
+                ),
+            ),
         );
         return None;
     };
@@ -457,8 +541,14 @@ fn build_query(i: usize, q: &QuerySpec, spec: &TopologySpec, aggregates: &[Aggre
         if found.is_none() {
             let cands: Vec<&str> = agg.columns.iter().map(String::as_str).collect();
             errors.push(
-                SpecError::new(format!("{path}.{what}"), format!("`{name}` is not a column of aggregate `{}`", agg.name))
-                    .hint(dsl::suggest(name, &cands).map_or_else(|| format!("columns: {}", cands.join(", ")), |s| format!("did you mean `{s}`?"))),
+                SpecError::new(
+                    format!("{path}.{what}"),
+                    format!("`{name}` is not a column of aggregate `{}`", agg.name),
+                )
+                .hint(dsl::suggest(name, &cands).map_or_else(
+                    || format!("columns: {}", cands.join(", ")),
+                    |s| format!("did you mean `{s}`?"),
+                )),
             );
         }
         found
@@ -471,14 +561,23 @@ fn build_query(i: usize, q: &QuerySpec, spec: &TopologySpec, aggregates: &[Aggre
             None => {
                 ok = false;
                 errors.push(
-                    SpecError::new(format!("{path}.per"), format!("`{p}` is not a group_by field of `{}`", agg.name))
-                        .hint(format!("group_by: {}", agg.group_by.iter().map(|g| &**g).collect::<Vec<_>>().join(", "))),
+                    SpecError::new(
+                        format!("{path}.per"),
+                        format!("`{p}` is not a group_by field of `{}`", agg.name),
+                    )
+                    .hint(format!(
+                        "group_by: {}",
+                        agg.group_by.iter().map(|g| &**g).collect::<Vec<_>>().join(", ")
+                    )),
                 );
             }
         }
     }
     if q.kind == QueryKind::Rows && !q.per.is_empty() {
-        errors.push(SpecError::new(format!("{path}.per"), "`per` only applies to kind = \"top\""));
+        errors.push(SpecError::new(
+            format!("{path}.per"),
+            "`per` only applies to kind = \"top\"",
+        ));
     }
     let range = match &q.range {
         Some(r) => match col(&r.field, "range.field", errors) {
@@ -491,14 +590,24 @@ fn build_query(i: usize, q: &QuerySpec, spec: &TopologySpec, aggregates: &[Aggre
         None => None,
     };
     if q.q.is_some() && agg.function != Function::Quantiles {
-        errors.push(SpecError::new(format!("{path}.q"), "`q` only applies to quantiles aggregates"));
+        errors.push(SpecError::new(
+            format!("{path}.q"),
+            "`q` only applies to quantiles aggregates",
+        ));
     }
     let qv = q.q.unwrap_or(0.5);
     if !(0.0..=1.0).contains(&qv) {
-        errors.push(SpecError::new(format!("{path}.q"), format!("q = {qv} is outside [0, 1]")));
+        errors.push(SpecError::new(
+            format!("{path}.q"),
+            format!("q = {qv} is outside [0, 1]"),
+        ));
     }
     if q.columns.is_empty() {
-        errors.push(SpecError::new(format!("{path}.columns"), "no columns").hint(format!("columns of `{}`: {}", agg.name, agg.columns.join(", "))));
+        errors.push(SpecError::new(format!("{path}.columns"), "no columns").hint(format!(
+            "columns of `{}`: {}",
+            agg.name,
+            agg.columns.join(", ")
+        )));
     }
     let mut columns = Vec::new();
     for c in &q.columns {

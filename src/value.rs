@@ -100,9 +100,7 @@ impl Value {
             (Value::Str(a), Value::Str(b)) => a.as_bytes().cmp(b.as_bytes()),
             (Value::Ts(a), Value::Ts(b)) => a.cmp(b),
             (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
-            (a, b) if a.rank() == 2 && b.rank() == 2 => {
-                a.as_f64().unwrap().total_cmp(&b.as_f64().unwrap())
-            }
+            (a, b) if a.rank() == 2 && b.rank() == 2 => a.as_f64().unwrap().total_cmp(&b.as_f64().unwrap()),
             (Value::Array(a), Value::Array(b)) => cmp_slices(a, b),
             (a, b) => a.rank().cmp(&b.rank()),
         }
@@ -201,17 +199,11 @@ impl Record {
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.fields
-            .iter()
-            .find(|(n, _)| &**n == name)
-            .map(|(_, v)| v)
+        self.fields.iter().find(|(n, _)| &**n == name).map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
-        self.fields
-            .iter_mut()
-            .find(|(n, _)| &**n == name)
-            .map(|(_, v)| v)
+        self.fields.iter_mut().find(|(n, _)| &**n == name).map(|(_, v)| v)
     }
 
     /// Sets a field, replacing it in place or appending it.
@@ -229,8 +221,15 @@ impl Record {
 
     /// Parses one JSON object into a record.
     pub fn from_json(bytes: &[u8]) -> Result<Record, String> {
+        Self::from_json_keeping(bytes, None)
+    }
+
+    /// Parses one JSON object, materialising only the top-level fields in
+    /// `keep` (all if `None`). Skipped fields are still checked for JSON
+    /// syntax, so a malformed record is rejected either way.
+    pub fn from_json_keeping(bytes: &[u8], keep: Option<&[Name]>) -> Result<Record, String> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
-        let rec = RecordSeed
+        let rec = RecordSeed { keep }
             .deserialize(&mut de)
             .map_err(|e| format!("invalid JSON: {e}"))?;
         de.end().map_err(|e| format!("invalid JSON: {e}"))?;
@@ -244,32 +243,43 @@ impl Record {
 
 /// Deserializes a top-level JSON object into a [`Record`] without building a
 /// `serde_json::Value` first (one pass, names interned).
-struct RecordSeed;
+struct RecordSeed<'k> {
+    keep: Option<&'k [Name]>,
+}
 
-impl<'de> DeserializeSeed<'de> for RecordSeed {
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
     type Value = Record;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Record, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
+        struct V<'k>(Option<&'k [Name]>);
+        impl<'de> Visitor<'de> for V<'_> {
             type Value = Record;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Record, A::Error> {
                 Ok(Record {
-                    fields: read_fields(map)?,
+                    fields: read_fields(map, self.0)?,
                 })
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(self.keep))
     }
 }
 
-fn read_fields<'de, A: MapAccess<'de>>(mut map: A) -> Result<Vec<(Name, Value)>, A::Error> {
-    let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(12));
+fn read_fields<'de, A: MapAccess<'de>>(mut map: A, keep: Option<&[Name]>) -> Result<Vec<(Name, Value)>, A::Error> {
+    let mut fields = Vec::with_capacity(keep.map_or(12, <[Name]>::len));
     while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        let name = match keep {
+            Some(k) => match k.iter().find(|n| ***n == *key) {
+                Some(n) => n.clone(),
+                None => {
+                    map.next_value::<de::IgnoredAny>()?;
+                    continue;
+                }
+            },
+            None => intern(&key),
+        };
         let value = map.next_value_seed(ValueSeed)?;
-        let name = intern(&key);
         // A repeated key keeps the last value, as serde_json::Value does.
         if let Some(slot) = fields.iter_mut().find(|(n, _): &&mut (Name, Value)| *n == name) {
             slot.1 = value;
@@ -328,7 +338,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Array(items))
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
-        Ok(Value::Object(read_fields(map)?))
+        Ok(Value::Object(read_fields(map, None)?))
     }
 }
 
@@ -683,6 +693,9 @@ mod tests {
     #[test]
     fn total_order_compares_ints_with_floats() {
         assert_eq!(Value::Int(2).total_cmp(&Value::Float(2.5)), Ordering::Less);
-        assert_eq!(Value::Str("a".into()).total_cmp(&Value::Str("b".into())), Ordering::Less);
+        assert_eq!(
+            Value::Str("a".into()).total_cmp(&Value::Str("b".into())),
+            Ordering::Less
+        );
     }
 }

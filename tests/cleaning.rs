@@ -19,7 +19,9 @@ fn fixture(name: &str) -> String {
 fn gz(name: &str) -> String {
     let bytes = std::fs::read(format!("{}/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let mut s = String::new();
-    flate2::read::GzDecoder::new(bytes.as_slice()).read_to_string(&mut s).unwrap();
+    flate2::read::GzDecoder::new(bytes.as_slice())
+        .read_to_string(&mut s)
+        .unwrap();
     s
 }
 
@@ -45,7 +47,9 @@ fn assert_same(got: &Record, want: &serde_json::Value, what: &str) {
         match v {
             Value::Ts(t) => {
                 let ws = w.as_str().unwrap_or_else(|| panic!("{what}.{name}: expected {w}"));
-                let parsed = chrono::DateTime::parse_from_str(ws, "%Y-%m-%dT%H:%M:%S%.3f%z").unwrap().timestamp();
+                let parsed = chrono::DateTime::parse_from_str(ws, "%Y-%m-%dT%H:%M:%S%.3f%z")
+                    .unwrap()
+                    .timestamp();
                 assert_eq!(*t, parsed, "{what}.{name}");
             }
             Value::Float(f) => assert!((f - w.as_f64().unwrap()).abs() < 1e-9, "{what}.{name}: {f} vs {w}"),
@@ -53,7 +57,10 @@ fn assert_same(got: &Record, want: &serde_json::Value, what: &str) {
                 let ws = w.as_array().unwrap();
                 assert_eq!(items.len(), ws.len(), "{what}.{name}");
                 for (a, b) in items.iter().zip(ws) {
-                    assert!((a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9, "{what}.{name}");
+                    assert!(
+                        (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-9,
+                        "{what}.{name}"
+                    );
                 }
             }
             // Spec §2 nulls a description of "Untitled"; the original
@@ -131,7 +138,11 @@ fn geo_table_cleans_like_the_original() {
     let mut compared = 0;
     for (ind, json) in rows {
         if let Some(w) = want.get(&ind) {
-            assert_same(&clean(&topo, src, json.as_bytes()).unwrap(), w, &format!("geo ind {ind}"));
+            assert_same(
+                &clean(&topo, src, json.as_bytes()).unwrap(),
+                w,
+                &format!("geo ind {ind}"),
+            );
             compared += 1;
         }
     }
@@ -150,7 +161,11 @@ fn user_table_cleans_like_the_original() {
     let mut compared = 0;
     for (ind, json) in rows {
         if let Some(w) = want.get(&ind) {
-            assert_same(&clean(&topo, src, json.as_bytes()).unwrap(), w, &format!("user ind {ind}"));
+            assert_same(
+                &clean(&topo, src, json.as_bytes()).unwrap(),
+                w,
+                &format!("user ind {ind}"),
+            );
             compared += 1;
         }
     }
@@ -207,8 +222,16 @@ fn bad_records_are_rejected_with_a_reason() {
         assert!(err.contains(needle), "{raw:?}: {err}");
     }
     // Wrong types in other fields null the field but keep the record.
-    let ok = clean(&topo, geo, br#"{"ind": "7", "latitude": "north", "longitude": 1.5, "country": "Chad", "timestamp": "soon"}"#).unwrap();
+    let ok = clean(
+        &topo,
+        geo,
+        br#"{"ind": "7", "latitude": "north", "longitude": 1.5, "country": "Chad", "timestamp": "soon"}"#,
+    )
+    .unwrap();
     assert_eq!(ok.get("ind"), Some(&Value::Int(7)));
-    assert_eq!(ok.get("coordinates"), Some(&Value::Array(vec![Value::Null, Value::Float(1.5)])));
+    assert_eq!(
+        ok.get("coordinates"),
+        Some(&Value::Array(vec![Value::Null, Value::Float(1.5)]))
+    );
     assert_eq!(ok.get("timestamp"), Some(&Value::Null));
 }

@@ -24,21 +24,47 @@ fn copy_files(files: &[(String, i64, i64, std::path::PathBuf)], from: &Path, to:
 #[test]
 fn golden_answers_match_the_reference_mixed_compression_hourly_layout() {
     let dir = tempfile::tempdir().unwrap();
-    emulate(dir.path(), 4000, 7, &["--flush-size", "97", "--compression", "mixed", "--layout", "hourly", "--partitions", "4"]);
+    emulate(
+        dir.path(),
+        4000,
+        7,
+        &[
+            "--flush-size",
+            "97",
+            "--compression",
+            "mixed",
+            "--layout",
+            "hourly",
+            "--partitions",
+            "4",
+        ],
+    );
     let want = reference(dir.path(), PREFIX);
     assert_eq!(want.rejected, 0);
     let got = replay(dir.path(), &[]);
     let rows = assert_matches(&got, &want);
     assert!(rows > 300, "only {rows} rows compared");
     // A table for people is also produced.
-    let (table, _) = run(&["replay", "--archive", &dir.path().display().to_string(), "--quiet", "--format", "table"]);
+    let (table, _) = run(&[
+        "replay",
+        "--archive",
+        &dir.path().display().to_string(),
+        "--quiet",
+        "--format",
+        "table",
+    ]);
     assert!(table.contains("== category_by_country") && table.contains("category_count"));
 }
 
 #[test]
 fn golden_answers_flush_size_one_gzip_one_partition() {
     let dir = tempfile::tempdir().unwrap();
-    emulate(dir.path(), 250, 3, &["--flush-size", "1", "--compression", "gzip", "--partitions", "1"]);
+    emulate(
+        dir.path(),
+        250,
+        3,
+        &["--flush-size", "1", "--compression", "gzip", "--partitions", "1"],
+    );
     let want = reference(dir.path(), PREFIX);
     assert_matches(&replay(dir.path(), &["--prefix", PREFIX]), &want);
 }
@@ -52,7 +78,9 @@ fn golden_answers_large_flush_many_partitions_and_shifted_inds() {
     assert_matches(&replay(dir.path(), &[]), &want);
 }
 
-fn split_and_compare(pick_first: impl Fn(usize, &(String, i64, i64, std::path::PathBuf), &[(String, i64, i64, std::path::PathBuf)]) -> bool) {
+fn split_and_compare(
+    pick_first: impl Fn(usize, &(String, i64, i64, std::path::PathBuf), &[(String, i64, i64, std::path::PathBuf)]) -> bool,
+) {
     let dir = tempfile::tempdir().unwrap();
     let full = dir.path().join("full");
     emulate(&full, 3000, 21, &["--flush-size", "200", "--compression", "mixed"]);
@@ -115,7 +143,11 @@ fn dead_letters_are_written_counted_and_lose_nothing_valid() {
     }
     let part = dir.path().join(format!("topics/{PREFIX}.geo/partition=9"));
     std::fs::create_dir_all(&part).unwrap();
-    std::fs::write(part.join(format!("{PREFIX}.geo+9+0000000000.json")), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        part.join(format!("{PREFIX}.geo+9+0000000000.json")),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
 
     let want = reference(dir.path(), PREFIX);
     assert_eq!(want.rejected, bad.len());
@@ -126,7 +158,11 @@ fn dead_letters_are_written_counted_and_lose_nothing_valid() {
     assert_matches(&serde_json::from_str(&stdout).unwrap(), &want);
     assert!(stderr.contains("dead letters 5"), "{stderr}");
 
-    let letters: Vec<Value> = std::fs::read_to_string(&dlq).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let letters: Vec<Value> = std::fs::read_to_string(&dlq)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(letters.len(), bad.len());
     for (l, raw) in letters.iter().zip(bad) {
         assert_eq!(l["record"], raw);
@@ -145,7 +181,11 @@ fn dead_letters_are_written_counted_and_lose_nothing_valid() {
 fn write_object(dir: &Path, topic: &str, partition: i32, start: i64, lines: &[String]) {
     let p = dir.join(format!("topics/{topic}/partition={partition}"));
     std::fs::create_dir_all(&p).unwrap();
-    std::fs::write(p.join(format!("{topic}+{partition}+{start:010}.json")), lines.join("\n") + "\n").unwrap();
+    std::fs::write(
+        p.join(format!("{topic}+{partition}+{start:010}.json")),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
 }
 
 fn pin(ind: i64, cat: &str, poster: &str, f: &str) -> String {
@@ -155,18 +195,30 @@ fn pin(ind: i64, cat: &str, poster: &str, f: &str) -> String {
 }
 
 fn geo(ind: i64, country: &str) -> String {
-    format!(r#"{{"ind": {ind}, "timestamp": "2020-01-01 00:00:00", "latitude": 1.0, "longitude": 2.0, "country": "{country}"}}"#)
+    format!(
+        r#"{{"ind": {ind}, "timestamp": "2020-01-01 00:00:00", "latitude": 1.0, "longitude": 2.0, "country": "{country}"}}"#
+    )
 }
 
 fn user(ind: i64, first: &str, age: i64) -> String {
-    format!(r#"{{"ind": {ind}, "first_name": "{first}", "last_name": "B", "age": {age}, "date_joined": "2016-05-01 10:00:00"}}"#)
+    format!(
+        r#"{{"ind": {ind}, "first_name": "{first}", "last_name": "B", "age": {age}, "date_joined": "2016-05-01 10:00:00"}}"#
+    )
 }
 
 #[test]
 fn changed_records_after_the_join_retract_their_old_contributions() {
     let dir = tempfile::tempdir().unwrap();
-    let (first, fixes, all) = (dir.path().join("first"), dir.path().join("fixes"), dir.path().join("all"));
-    let pins = [pin(1, "art", "Zed", "9M"), pin(2, "art", "Bob", "5k"), pin(3, "travel", "Cy", "1k")];
+    let (first, fixes, all) = (
+        dir.path().join("first"),
+        dir.path().join("fixes"),
+        dir.path().join("all"),
+    );
+    let pins = [
+        pin(1, "art", "Zed", "9M"),
+        pin(2, "art", "Bob", "5k"),
+        pin(3, "travel", "Cy", "1k"),
+    ];
     let geos = [geo(1, "Chad"), geo(2, "Chad"), geo(3, "Chad")];
     let users = [user(1, "A1", 30), user(2, "A2", 30), user(3, "A3", 30)];
     // Corrections, later in the same partitions: ind 1 moves from art to
@@ -190,9 +242,15 @@ fn changed_records_after_the_join_retract_their_old_contributions() {
     let got = replay(&fixes, &["--state-dir", &state]);
     assert_matches(&got, &reference(&all, "p"));
     // Without retraction art would keep 2 and win the 2-2 tie.
-    assert_eq!(got["category_by_country"], serde_json::json!([{"country": "Chad", "category": "travel", "category_count": 2}]));
+    assert_eq!(
+        got["category_by_country"],
+        serde_json::json!([{"country": "Chad", "category": "travel", "category_count": 2}])
+    );
     // Zed (9M) retracted: otherwise Zed would win the 9M tie against Zoe.
     assert_eq!(got["top_user_by_country"][0]["poster_name"], "Zoe");
     // A1 retracted from the distinct users: Q1, A2, A3.
-    assert_eq!(got["users_joined_by_year"], serde_json::json!([{"post_year": 2016, "number_users_joined": 3}]));
+    assert_eq!(
+        got["users_joined_by_year"],
+        serde_json::json!([{"post_year": 2016, "number_users_joined": 3}])
+    );
 }

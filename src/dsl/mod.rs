@@ -302,8 +302,7 @@ group_by = "notalist"
 "#;
         let p = parse(text);
         assert!(p.spec.is_none());
-        let lines: Vec<(Option<usize>, String)> =
-            p.errors.iter().map(|e| (e.line, e.path.clone())).collect();
+        let lines: Vec<(Option<usize>, String)> = p.errors.iter().map(|e| (e.line, e.path.clone())).collect();
         assert_eq!(p.errors.len(), 4, "{:#?}", p.errors);
         assert!(lines.contains(&(Some(2), "colour".into())), "{lines:?}");
         assert!(lines.contains(&(Some(9), "source[0].op[0]".into())), "{lines:?}");

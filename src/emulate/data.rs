@@ -43,13 +43,18 @@ pub struct RealData {
 
 fn gunzip(b: &[u8]) -> String {
     let mut s = String::new();
-    flate2::read::GzDecoder::new(b).read_to_string(&mut s).expect("embedded data is valid gzip");
+    flate2::read::GzDecoder::new(b)
+        .read_to_string(&mut s)
+        .expect("embedded data is valid gzip");
     s
 }
 
 /// CSV rows without the header; the embedded files have no quoted fields.
 fn csv_rows(text: &str) -> impl Iterator<Item = Vec<&str>> {
-    text.lines().skip(1).filter(|l| !l.is_empty()).map(|l| l.split(',').collect())
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').collect())
 }
 
 impl RealData {
@@ -76,7 +81,9 @@ impl RealData {
             .collect();
         let mut pins = PinTexts::default();
         for line in gunzip(PINS).lines() {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
             let push = |field: &str, into: &mut Vec<String>, skip: &[&str]| {
                 if let Some(s) = v.get(field).and_then(|x| x.as_str()) {
                     if !s.is_empty() && !skip.contains(&s) && !into.iter().any(|x| x == s) {
@@ -85,7 +92,15 @@ impl RealData {
                 }
             };
             push("title", &mut pins.titles, &["No Title Data Available"]);
-            push("description", &mut pins.descriptions, &["No description available Story format", "No description available", "Untitled"]);
+            push(
+                "description",
+                &mut pins.descriptions,
+                &[
+                    "No description available Story format",
+                    "No description available",
+                    "Untitled",
+                ],
+            );
             push("tag_list", &mut pins.tags, &["N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e"]);
             push("image_src", &mut pins.images, &["Image src error."]);
             push("poster_name", &mut pins.posters, &["User Info Error"]);

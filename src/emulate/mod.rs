@@ -105,7 +105,9 @@ fn mix(a: u64, b: u64) -> u64 {
 }
 
 fn str_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn chance(rng: &mut ChaCha8Rng, count: f64) -> bool {
@@ -137,7 +139,10 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn new(seed: u64) -> Emulator {
-        Emulator { data: RealData::load(), seed }
+        Emulator {
+            data: RealData::load(),
+            seed,
+        }
     }
 
     /// The `ind` of post `k`.
@@ -169,7 +174,13 @@ impl Emulator {
     pub fn pin(&self, ind: i64) -> PinRecord {
         let u = &self.data.users[Self::row_of(ind)];
         let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed ^ 0x5049_4e00, ind as u64));
-        let pick = |rng: &mut ChaCha8Rng, v: &[String]| if v.is_empty() { String::new() } else { v[rng.gen_range(0..v.len())].clone() };
+        let pick = |rng: &mut ChaCha8Rng, v: &[String]| {
+            if v.is_empty() {
+                String::new()
+            } else {
+                v[rng.gen_range(0..v.len())].clone()
+            }
+        };
         let total: u32 = CATEGORIES.iter().map(|(_, n)| n).sum();
         let mut x = rng.gen_range(0..total);
         let mut category = CATEGORIES[0].0;
@@ -200,17 +211,41 @@ impl Emulator {
         let (poster, followers) = self.poster(u);
         let older = rng.gen::<f64>() < 0.02; // older rows have no poster_name
         let uuid: u128 = rng.gen();
-        let uuid = format!("{:032x}", (uuid & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62));
+        let uuid = format!(
+            "{:032x}",
+            (uuid & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62)
+        );
         PinRecord {
             index: ind,
-            unique_id: format!("{}-{}-{}-{}-{}", &uuid[..8], &uuid[8..12], &uuid[12..16], &uuid[16..20], &uuid[20..]),
-            title: if chance(&mut rng, 88.0) { "No Title Data Available".into() } else if chance(&mut rng, 30.0) { String::new() } else { pick(&mut rng, &self.data.pins.titles) },
+            unique_id: format!(
+                "{}-{}-{}-{}-{}",
+                &uuid[..8],
+                &uuid[8..12],
+                &uuid[12..16],
+                &uuid[16..20],
+                &uuid[20..]
+            ),
+            title: if chance(&mut rng, 88.0) {
+                "No Title Data Available".into()
+            } else if chance(&mut rng, 30.0) {
+                String::new()
+            } else {
+                pick(&mut rng, &self.data.pins.titles)
+            },
             description,
             poster_name: if older { None } else { poster },
             follower_count: followers,
-            tag_list: if chance(&mut rng, 171.0) { "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e".into() } else { pick(&mut rng, &self.data.pins.tags) },
+            tag_list: if chance(&mut rng, 171.0) {
+                "N,o, ,T,a,g,s, ,A,v,a,i,l,a,b,l,e".into()
+            } else {
+                pick(&mut rng, &self.data.pins.tags)
+            },
             is_image_or_video: kind.into(),
-            image_src: if chance(&mut rng, 323.0) { "Image src error.".into() } else { pick(&mut rng, &self.data.pins.images) },
+            image_src: if chance(&mut rng, 323.0) {
+                "Image src error.".into()
+            } else {
+                pick(&mut rng, &self.data.pins.images)
+            },
             downloaded: i64::from(!chance(&mut rng, 331.0)),
             save_location: format!("Local save in /data/{category}"),
             category: category.into(),
@@ -220,12 +255,24 @@ impl Emulator {
     /// The geo row of an `ind`, with the timestamp in the chosen form.
     pub fn geo(&self, ind: i64, iso: bool) -> GeoRecord {
         let g = &self.data.geo[Self::row_of(ind)];
-        GeoRecord { ind, timestamp: ts_form(&g.timestamp, iso), latitude: g.latitude, longitude: g.longitude, country: g.country.clone() }
+        GeoRecord {
+            ind,
+            timestamp: ts_form(&g.timestamp, iso),
+            latitude: g.latitude,
+            longitude: g.longitude,
+            country: g.country.clone(),
+        }
     }
 
     pub fn user(&self, ind: i64, iso: bool) -> UserRecord {
         let u = &self.data.users[Self::row_of(ind)];
-        UserRecord { ind, first_name: u.first_name.clone(), last_name: u.last_name.clone(), age: u.age, date_joined: ts_form(&u.date_joined, iso) }
+        UserRecord {
+            ind,
+            first_name: u.first_name.clone(),
+            last_name: u.last_name.clone(),
+            age: u.age,
+            date_joined: ts_form(&u.date_joined, iso),
+        }
     }
 
     /// The deliveries for `posts` posts, with re-sends at rate `resend`.
@@ -293,7 +340,10 @@ mod tests {
     fn real_rows_are_reused() {
         let e = Emulator::new(1);
         let g = e.geo(0, false);
-        assert_eq!((g.country.as_str(), g.timestamp.as_str()), ("Albania", "2019-01-01 07:21:13"));
+        assert_eq!(
+            (g.country.as_str(), g.timestamp.as_str()),
+            ("Albania", "2019-01-01 07:21:13")
+        );
         assert_eq!(e.geo(0, true).timestamp, "2019-01-01T07:21:13");
         let u = e.user(11_154 + 2, false);
         assert_eq!((u.first_name.as_str(), u.age), ("Jesse", 32));

@@ -63,7 +63,16 @@ impl ArchiveWriter {
         std::fs::create_dir_all(opts.dir.join("topics"))?;
         let parts = topics
             .iter()
-            .map(|_| (0..opts.partitions.max(1)).map(|_| Part { next_offset: 0, start: 0, buf: Vec::new(), count: 0 }).collect())
+            .map(|_| {
+                (0..opts.partitions.max(1))
+                    .map(|_| Part {
+                        next_offset: 0,
+                        start: 0,
+                        buf: Vec::new(),
+                        count: 0,
+                    })
+                    .collect()
+            })
             .collect();
         Ok(ArchiveWriter {
             rng: ChaCha8Rng::seed_from_u64(opts.seed ^ 0xA5C1),

@@ -20,15 +20,27 @@ pub fn run(args: &[&str]) -> (String, String) {
     let out = Command::new(bin()).args(args).output().expect("pinstream runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "pinstream {args:?} failed ({}):\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "pinstream {args:?} failed ({}):\n{stderr}",
+        out.status
+    );
     (stdout, stderr)
 }
 
 pub fn emulate(dir: &Path, posts: u64, seed: u64, extra: &[&str]) {
-    let mut args: Vec<String> = ["emulate", "--posts", &posts.to_string(), "--seed", &seed.to_string(), "--archive", &dir.display().to_string()]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [
+        "emulate",
+        "--posts",
+        &posts.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--archive",
+        &dir.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
     run(&args.iter().map(String::as_str).collect::<Vec<_>>());
 }
@@ -65,7 +77,14 @@ pub fn archive_files(dir: &Path) -> Vec<(String, i64, i64, PathBuf)> {
             let stem = name.strip_suffix(".json.gz").or_else(|| name.strip_suffix(".json"))?;
             let parts: Vec<&str> = stem.split('+').collect();
             let n = parts.len();
-            (n >= 3).then(|| (parts[..n - 2].join("+"), parts[n - 2].parse().unwrap(), parts[n - 1].parse().unwrap(), p.clone()))
+            (n >= 3).then(|| {
+                (
+                    parts[..n - 2].join("+"),
+                    parts[n - 2].parse().unwrap(),
+                    parts[n - 1].parse().unwrap(),
+                    p.clone(),
+                )
+            })
         })
         .collect();
     files.sort();
@@ -77,7 +96,9 @@ pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::File::open(path).unwrap().read_to_end(&mut raw).unwrap();
     let text = if path.to_string_lossy().ends_with(".gz") {
         let mut s = String::new();
-        flate2::read::MultiGzDecoder::new(raw.as_slice()).read_to_string(&mut s).unwrap();
+        flate2::read::MultiGzDecoder::new(raw.as_slice())
+            .read_to_string(&mut s)
+            .unwrap();
         s
     } else {
         String::from_utf8(raw).unwrap()
@@ -107,7 +128,9 @@ fn followers(v: &Value) -> Option<i64> {
 
 fn year(v: &Value, field: &str) -> Option<i64> {
     let s = v.get(field)?.as_str()?.replacen('T', " ", 1);
-    chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S").ok().map(|d| d.and_utc().format("%Y").to_string().parse().unwrap())
+    chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|d| d.and_utc().format("%Y").to_string().parse().unwrap())
 }
 
 fn ind(v: &Value, field: &str) -> Option<i64> {
@@ -176,30 +199,39 @@ pub fn reference(dir: &Path, prefix: &str) -> Reference {
             };
             match kind {
                 ".pin" => {
-                    pins.insert(k, Pin {
-                        category: text(&v, "category", &[]),
-                        poster: text(&v, "poster_name", &["User Info Error"]),
-                        followers: followers(&v),
-                    });
+                    pins.insert(
+                        k,
+                        Pin {
+                            category: text(&v, "category", &[]),
+                            poster: text(&v, "poster_name", &["User Info Error"]),
+                            followers: followers(&v),
+                        },
+                    );
                 }
                 ".geo" => {
-                    geos.insert(k, Geo {
-                        country: text(&v, "country", &[]),
-                        ts: text(&v, "timestamp", &[]).map(|s| s.replacen('T', " ", 1)),
-                        year: year(&v, "timestamp"),
-                    });
+                    geos.insert(
+                        k,
+                        Geo {
+                            country: text(&v, "country", &[]),
+                            ts: text(&v, "timestamp", &[]).map(|s| s.replacen('T', " ", 1)),
+                            year: year(&v, "timestamp"),
+                        },
+                    );
                 }
                 ".user" => {
                     let name = match (text(&v, "first_name", &[]), text(&v, "last_name", &[])) {
                         (Some(a), Some(b)) => Some(format!("{a} {b}")),
                         _ => None,
                     };
-                    users.insert(k, User {
-                        name,
-                        age: v.get("age").and_then(Value::as_i64),
-                        joined: text(&v, "date_joined", &[]).map(|s| s.replacen('T', " ", 1)),
-                        join_year: year(&v, "date_joined"),
-                    });
+                    users.insert(
+                        k,
+                        User {
+                            name,
+                            age: v.get("age").and_then(Value::as_i64),
+                            joined: text(&v, "date_joined", &[]).map(|s| s.replacen('T', " ", 1)),
+                            join_year: year(&v, "date_joined"),
+                        },
+                    );
                 }
                 _ => {}
             }
@@ -216,7 +248,9 @@ pub fn reference(dir: &Path, prefix: &str) -> Reference {
     let mut f_age_join: BTreeMap<String, Vec<i64>> = BTreeMap::new();
 
     for (k, p) in &pins {
-        let (Some(g), Some(u)) = (geos.get(k), users.get(k)) else { continue };
+        let (Some(g), Some(u)) = (geos.get(k), users.get(k)) else {
+            continue;
+        };
         let ag = u.age.and_then(age_group);
         if let (Some(c), Some(cat)) = (&g.country, &p.category) {
             *by_country_cat.entry((c.clone(), cat.clone())).or_default() += 1;
@@ -262,7 +296,11 @@ pub fn reference(dir: &Path, prefix: &str) -> Reference {
                 *e = (*n, b.clone());
             }
         }
-        Value::Array(best.into_iter().map(|(a, (n, b))| json!({k1: a, k2: b, v: n})).collect())
+        Value::Array(
+            best.into_iter()
+                .map(|(a, (n, b))| json!({k1: a, k2: b, v: n}))
+                .collect(),
+        )
     }
     let overall = top_by_country
         .iter()
@@ -308,7 +346,11 @@ pub fn reference(dir: &Path, prefix: &str) -> Reference {
         m.values_mut().for_each(|v| v.sort_unstable());
         medians.insert(name.to_string(), m);
     }
-    Reference { answers, medians, rejected }
+    Reference {
+        answers,
+        medians,
+        rejected,
+    }
 }
 
 /// Asserts pinstream's answers equal the reference: exact for counts, rank
@@ -332,11 +374,16 @@ pub fn assert_matches(got: &Value, want: &Reference) -> usize {
                     }
                 }
                 let values = &groups[&Value::Array(key).to_string()];
-                let m = gr["median_follower_count"].as_f64().unwrap_or_else(|| panic!("{name}: no median in {gr}"));
+                let m = gr["median_follower_count"]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{name}: no median in {gr}"));
                 let n = values.len() as f64;
                 let below = values.partition_point(|&x| (x as f64) < m) as f64 / n;
                 let at_or_below = values.partition_point(|&x| (x as f64) <= m) as f64 / n;
-                assert!(below <= 0.51 && at_or_below >= 0.49, "{name} {gr}: {below:.4} below, {at_or_below:.4} at or below (n={n})");
+                assert!(
+                    below <= 0.51 && at_or_below >= 0.49,
+                    "{name} {gr}: {below:.4} below, {at_or_below:.4} at or below (n={n})"
+                );
                 rows += 1;
             }
         } else {
