@@ -66,7 +66,8 @@ impl Engine {
         durability: Durability,
     ) -> Result<Engine, StoreError> {
         let store = Arc::new(Store::open_with(dir, &topo, durability)?);
-        let join = JoinState::open(&store, &topo.join.name, topo.join.inputs.len(), cache_keys)?;
+        let mut join = JoinState::open(&store, &topo.join.name, topo.join.inputs.len(), cache_keys)?;
+        join.set_in_memory(durability == Durability::Ephemeral);
         let aggs = AggBuffers::new(&topo, &store)?;
         let positions = Positions::load(store.positions()?);
         let mut slot_of = vec![usize::MAX; topo.sources.len()];
@@ -167,7 +168,18 @@ impl Engine {
                 store.write(batch)
             }));
         }
-        self.join.after_commit();
+        if let Some(spill) = self.join.after_commit() {
+            // The cache was evicted: from now on lookups read RocksDB, so the
+            // batch in flight must land first (or a key written there would
+            // look new), and an in-memory table is written out whole.
+            // Regression: join_cache_overflow_spills_to_rocksdb_and_gives_the_same_answers.
+            self.wait_in_flight()?;
+            if !spill.is_empty() {
+                let mut batch = WriteBatch::default();
+                JoinState::write_sorted(&self.store, &self.topo.join.name, spill, &mut batch)?;
+                self.store.write(batch)?;
+            }
+        }
         self.pending = 0;
         self.stats.commits += 1;
         self.stats.commit_time += started.elapsed();

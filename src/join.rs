@@ -14,7 +14,7 @@
 
 /// hashbrown for `entry_ref`: one lookup per record, and the key is only
 /// copied when it is new.
-type HashMap<K, V> = hashbrown::HashMap<K, V, rustc_hash::FxBuildHasher>;
+type HashMap<K, V> = hashbrown::HashMap<K, V>;
 
 use rocksdb::WriteBatch;
 
@@ -91,6 +91,9 @@ pub struct JoinState {
     cache: HashMap<Box<[u8]>, Entry>,
     complete: bool,
     capacity: usize,
+    /// Keep dirty entries in memory instead of writing them at each commit
+    /// (ephemeral state); they are written only when the cache overflows.
+    in_memory: bool,
 }
 
 impl JoinState {
@@ -128,6 +131,7 @@ impl JoinState {
             cache,
             complete,
             capacity,
+            in_memory: false,
         })
     }
 
@@ -156,8 +160,19 @@ impl JoinState {
         }
     }
 
-    /// The dirty entries, encoded, now marked clean.
+    pub fn set_in_memory(&mut self, on: bool) {
+        self.in_memory = on;
+    }
+
+    /// The dirty entries, encoded, now marked clean (none while in memory).
     pub fn take_dirty(&mut self) -> Vec<(Box<[u8]>, Vec<u8>)> {
+        if self.in_memory {
+            return Vec::new();
+        }
+        self.take_all_dirty()
+    }
+
+    fn take_all_dirty(&mut self) -> Vec<(Box<[u8]>, Vec<u8>)> {
         let mut dirty = Vec::new();
         for (k, e) in self.cache.iter_mut().filter(|(_, e)| e.dirty) {
             e.dirty = false;
@@ -182,12 +197,24 @@ impl JoinState {
         Ok(())
     }
 
-    /// After a commit: drop the cache if it outgrew its capacity.
-    pub fn after_commit(&mut self) {
-        if self.cache.len() > self.capacity {
-            self.cache.clear();
-            self.complete = false;
+    /// After a commit: drop the cache if it outgrew its capacity. Returns
+    /// `None` if it did not; otherwise the entries that were never written
+    /// (an in-memory table, persistent from then on), which the caller must
+    /// write, and the caller must let every pending write land before the
+    /// next lookup, since lookups now read RocksDB.
+    pub fn after_commit(&mut self) -> Option<Vec<(Box<[u8]>, Vec<u8>)>> {
+        if self.cache.len() <= self.capacity {
+            return None;
         }
+        let spill = if self.in_memory {
+            self.take_all_dirty()
+        } else {
+            Vec::new()
+        };
+        self.in_memory = false;
+        self.cache.clear();
+        self.complete = false;
+        Some(spill)
     }
 
     pub fn len(&self) -> usize {

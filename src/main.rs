@@ -353,6 +353,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Some(p) => Box::new(FileDeadLetters::create(p).with_context(|| format!("creating {}", p.display()))?),
                 None => Box::new(DiscardDeadLetters),
             };
+            // A temporary state dir is deleted at exit: nothing in it has to be durable.
+            let durability = if temp.is_some() {
+                store::Durability::Ephemeral
+            } else {
+                store::Durability::Flush
+            };
             let opts = ReplayOptions {
                 archive,
                 state_dir: dir,
@@ -360,6 +366,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 commit_every: commit_every.max(1),
                 cache_keys,
                 progress: !quiet,
+                durability,
             };
             let (engine, s) = replay::replay(topo.clone(), &opts, dead.as_mut())?;
             let answers = query::answers(engine.store(), &topo)?;

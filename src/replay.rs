@@ -45,6 +45,8 @@ pub struct ReplayOptions {
     pub cache_keys: usize,
     /// Draw a progress bar (only if stderr is a terminal).
     pub progress: bool,
+    /// `Ephemeral` for a temporary state dir, `Flush` for one that is kept.
+    pub durability: Durability,
 }
 
 /// What a replay saw.
@@ -194,7 +196,7 @@ pub fn replay(
     summary.files = files.len();
     summary.bytes = files.iter().map(|(f, _)| f.size).sum();
 
-    let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, Durability::Flush)?;
+    let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, opts.durability)?;
     let done: HashMap<(String, i32), Ranges> = engine.positions().all().map(|(k, v)| (k.clone(), v.clone())).collect();
 
     let bar = if opts.progress && std::io::stderr().is_terminal() {

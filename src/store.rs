@@ -111,6 +111,10 @@ pub enum Durability {
     /// state and positions back together to the last flush, and the next
     /// replay redoes the rest).
     Flush,
+    /// Nothing needs to survive the process (a replay into a temporary
+    /// state dir that is deleted afterwards): no WAL, no final flush, and
+    /// the join table stays in memory unless it outgrows the cache.
+    Ephemeral,
 }
 
 /// The opened state of one topology.
@@ -226,7 +230,7 @@ impl Store {
 
     pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut opts = rocksdb::WriteOptions::default();
-        opts.disable_wal(self.durability == Durability::Flush);
+        opts.disable_wal(self.durability != Durability::Wal);
         self.db.write_opt(batch, &opts).map_err(|e| self.rocks(e))
     }
 

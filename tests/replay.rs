@@ -254,3 +254,22 @@ fn changed_records_after_the_join_retract_their_old_contributions() {
         serde_json::json!([{"post_year": 2016, "number_users_joined": 3}])
     );
 }
+
+#[test]
+fn join_cache_overflow_spills_to_rocksdb_and_gives_the_same_answers() {
+    // --cache-keys far below the number of inds: the in-memory join table
+    // (temporary state) must spill to RocksDB, and a kept state dir must
+    // read evicted keys back, without changing any answer.
+    let dir = tempfile::tempdir().unwrap();
+    emulate(dir.path(), 3000, 9, &["--flush-size", "150"]);
+    let want = replay(dir.path(), &[]);
+    let spilled = replay(dir.path(), &["--cache-keys", "200", "--commit-every", "500"]);
+    assert_eq!(spilled, want);
+    let state = dir.path().join("state").display().to_string();
+    let kept = replay(
+        dir.path(),
+        &["--cache-keys", "200", "--commit-every", "500", "--state-dir", &state],
+    );
+    assert_eq!(kept, want);
+    assert_matches(&want, &reference(dir.path(), PREFIX));
+}
