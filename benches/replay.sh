@@ -23,7 +23,21 @@ if [ ! -d "$DIR/topics" ]; then
 fi
 echo "archive: $DIR ($(du -sb "$DIR" | cut -f1) bytes, $(find "$DIR" -type f | wc -l) objects)"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
+RECORDS=""
+run() { # label, extra args...
+  local label=$1; shift
+  out=$( { /usr/bin/time -f 'time: wall_s=%e max_rss_kb=%M' "$BIN" replay --archive "$DIR" "$@" >/dev/null; } 2>&1 )
+  stats=$(grep '^stats:' <<<"$out" | sed 's/^stats: //')
+  wall=$(grep '^time:' <<<"$out" | sed 's/.*wall_s=\([0-9.]*\).*/\1/')
+  rss=$(grep '^time:' <<<"$out" | sed 's/.*max_rss_kb=\([0-9]*\).*/\1/')
+  records=$(sed 's/.*records=\([0-9]*\).*/\1/' <<<"$stats")
+  bytes=$(sed 's/.*bytes=\([0-9]*\).*/\1/' <<<"$stats")
+  echo "$label: $(awk -v r="$records" -v b="$bytes" -v w="$wall" -v m="$rss" 'BEGIN{printf "%d records in %.2f s wall = %.0f records/s, %.1f MB/s, peak RSS %.0f MB", r, w, r/w, b/1e6/w, m/1024}')"
+  echo "    pinstream's own figures: $stats"
+}
 for i in $(seq 1 "$RUNS"); do
-  out=$( { /usr/bin/time -f 'time: wall_s=%e max_rss_kb=%M' "$BIN" replay --archive "$DIR" >/dev/null; } 2>&1 )
-  echo "run $i: $(grep '^stats:' <<<"$out" | sed 's/^stats: //')  $(grep '^time:' <<<"$out" | sed 's/^time: //')"
+  run "run $i (temporary state)"
 done
+STATE=$(mktemp -d)
+run "kept state (--state-dir, durable)" --state-dir "$STATE/state"
+rm -rf "$STATE"

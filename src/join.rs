@@ -16,6 +16,9 @@
 /// copied when it is new.
 type HashMap<K, V> = hashbrown::HashMap<K, V>;
 
+/// Encoded join entries `(key, value)` on their way to RocksDB.
+pub type EncodedEntries = Vec<(Box<[u8]>, Vec<u8>)>;
+
 use rocksdb::WriteBatch;
 
 use crate::store::{join_cf, Store, StoreError};
@@ -165,14 +168,14 @@ impl JoinState {
     }
 
     /// The dirty entries, encoded, now marked clean (none while in memory).
-    pub fn take_dirty(&mut self) -> Vec<(Box<[u8]>, Vec<u8>)> {
+    pub fn take_dirty(&mut self) -> EncodedEntries {
         if self.in_memory {
             return Vec::new();
         }
         self.take_all_dirty()
     }
 
-    fn take_all_dirty(&mut self) -> Vec<(Box<[u8]>, Vec<u8>)> {
+    fn take_all_dirty(&mut self) -> EncodedEntries {
         let mut dirty = Vec::new();
         for (k, e) in self.cache.iter_mut().filter(|(_, e)| e.dirty) {
             e.dirty = false;
@@ -186,7 +189,7 @@ impl JoinState {
     pub fn write_sorted(
         store: &Store,
         name: &str,
-        mut entries: Vec<(Box<[u8]>, Vec<u8>)>,
+        mut entries: EncodedEntries,
         batch: &mut WriteBatch,
     ) -> Result<(), StoreError> {
         let cf = store.cf(&join_cf(name))?;
@@ -202,7 +205,7 @@ impl JoinState {
     /// (an in-memory table, persistent from then on), which the caller must
     /// write, and the caller must let every pending write land before the
     /// next lookup, since lookups now read RocksDB.
-    pub fn after_commit(&mut self) -> Option<Vec<(Box<[u8]>, Vec<u8>)>> {
+    pub fn after_commit(&mut self) -> Option<EncodedEntries> {
         if self.cache.len() <= self.capacity {
             return None;
         }
