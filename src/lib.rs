@@ -32,9 +32,23 @@ pub mod value;
 pub const PINTEREST_TOPOLOGY: &str = include_str!("../topologies/pinterest.toml");
 
 /// Parses and builds a topology from TOML text; errors carry line numbers.
+/// When some elements do not parse, the rest are still checked, so every
+/// error is reported at once.
 pub fn load_topology(text: &str) -> Result<topology::Topology, Vec<dsl::SpecError>> {
     let parsed = dsl::parse(text);
-    let spec = parsed.spec.ok_or(parsed.errors)?;
+    let Some(spec) = parsed.spec else {
+        let mut errors = parsed.errors;
+        if let Some(partial) = parsed.partial {
+            if let Err(mut more) = partial.build() {
+                // Skip what only repeats a broken element's absence.
+                more.retain(|e| !parsed.broken.iter().any(|b| e.message.contains(&format!("`{b}`"))));
+                parsed.spans.annotate(&mut more);
+                errors.extend(more);
+            }
+        }
+        errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        return Err(errors);
+    };
     spec.build().map_err(|mut errors| {
         parsed.spans.annotate(&mut errors);
         errors

@@ -215,7 +215,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .as_ref()
                     .map(|(f, w)| format!(" window {}s on {} kept {}s", w.size, f, w.retention))
                     .unwrap_or_default();
-                println!("  store  {:<34} {:?}{window}: {}", a.name, a.function, a.description);
+                println!("  store  {:<34} {}{window}: {}", a.name, a.function, a.description);
             }
             Ok(ExitCode::SUCCESS)
         }

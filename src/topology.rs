@@ -152,12 +152,17 @@ fn op_inputs(op: &OpSpec) -> Vec<String> {
 impl AggregateSpec {
     /// Every post field the aggregate reads.
     pub fn fields(&self) -> Vec<String> {
-        let mut f = self.group_by.clone();
-        f.extend(self.distinct.iter().cloned());
-        f.extend(self.item.iter().cloned());
-        f.extend(self.by.iter().cloned());
-        f.extend(self.value.iter().cloned());
-        f.extend(self.window.iter().map(|w| w.field.clone()));
+        self.fields_by_key().into_iter().map(|(_, f)| f).collect()
+    }
+
+    /// Every post field the aggregate reads, with the key that names it.
+    pub fn fields_by_key(&self) -> Vec<(&'static str, String)> {
+        let mut f: Vec<(&'static str, String)> = self.group_by.iter().map(|g| ("group_by", g.clone())).collect();
+        f.extend(self.distinct.iter().map(|x| ("distinct", x.clone())));
+        f.extend(self.item.iter().map(|x| ("item", x.clone())));
+        f.extend(self.by.iter().map(|x| ("by", x.clone())));
+        f.extend(self.value.iter().map(|x| ("value", x.clone())));
+        f.extend(self.window.iter().map(|w| ("window", w.field.clone())));
         f
     }
 }
@@ -281,8 +286,9 @@ impl TopologySpec {
                 );
             }
         }
-        // Joined row schema: key, then each input's fields in input order.
-        let mut post: Option<Vec<String>> = Some(vec![join.key.clone()]);
+        // Joined row schema: key, then each input's fields in input order
+        // (unknown if an input did not resolve: checks would only cascade).
+        let mut post: Option<Vec<String>> = (input_idx.len() == join.inputs.len()).then(|| vec![join.key.clone()]);
         for &i in &input_idx {
             match (&mut post, &schemas[i]) {
                 (Some(p), Some(f)) => {
@@ -309,13 +315,13 @@ impl TopologySpec {
         let mut aggregates = Vec::new();
         for (i, a) in self.aggregates.iter().enumerate() {
             let path = format!("aggregate[{i}]");
-            for f in a.fields() {
-                need_field(&post, &f, &path, "field", &mut errors);
+            for (key, f) in a.fields_by_key() {
+                need_field(&post, &f, &format!("{path}.{key}"), "field", &mut errors);
             }
             let arg_err = |errors: &mut Vec<SpecError>, arg: &str, msg: &str| {
                 errors.push(SpecError::new(
                     format!("{path}.{arg}"),
-                    format!("{:?}: {msg}", a.function).to_lowercase(),
+                    format!("{}: {msg}", a.function),
                 ));
             };
             let (extra, measure) = match a.function {

@@ -78,7 +78,9 @@ impl Spans {
                 Some(i) => (&seg[..i], seg[i + 1..seg.len() - 1].parse::<usize>().ok()),
                 None => (seg, None),
             };
-            let (k, item) = table.get_key_value(key)?;
+            let Some((k, item)) = table.get_key_value(key) else {
+                break;
+            };
             best = k.span().or(item.span()).map(|s| s.start).or(best);
             match (index, item) {
                 (Some(i), toml_edit::Item::ArrayOfTables(aot)) => {
@@ -115,6 +117,12 @@ pub struct Parsed {
     pub spec: Option<TopologySpec>,
     pub errors: Vec<SpecError>,
     pub spans: Spans,
+    /// The elements that did parse, for checking the rest when some did
+    /// not: a source with a broken operator has its schema forgotten (so its
+    /// field checks cannot cascade), and `broken` names the elements left
+    /// out so that references to them are not reported again.
+    pub partial: Option<TopologySpec>,
+    pub broken: Vec<String>,
 }
 
 /// Parses a TOML topology, collecting every structural error.
@@ -137,6 +145,8 @@ pub fn parse(text: &str) -> Parsed {
                     hint: None,
                 }],
                 spans,
+                partial: None,
+                broken: Vec::new(),
             };
         }
     };
@@ -170,18 +180,56 @@ pub fn parse(text: &str) -> Parsed {
         None => {}
     }
     spans.annotate(&mut errors);
+    let broken = broken_names(&table, &errors);
+    let ok = errors.is_empty();
     Parsed {
-        spec: errors.is_empty().then_some(spec),
+        spec: ok.then(|| spec.clone()),
+        partial: (!ok).then_some(spec),
         errors,
         spans,
+        broken,
     }
+}
+
+/// Names of the elements (sources, aggregates, queries) that failed to
+/// parse, read from their raw tables.
+fn broken_names(table: &toml::Table, errors: &[SpecError]) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in ["source", "aggregate", "query"] {
+        let Some(items) = table.get(kind).and_then(|v| v.as_array()) else {
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let path = format!("{kind}[{i}]");
+            if errors
+                .iter()
+                .any(|e| e.path == path || e.path.starts_with(&format!("{path}.")))
+            {
+                if let Some(n) = item.get("name").and_then(|n| n.as_str()) {
+                    out.push(n.to_string());
+                }
+            }
+        }
+    }
+    out
 }
 
 fn de<T: DeserializeOwned>(path: &str, value: &toml::Value, errors: &mut Vec<SpecError>) -> Option<T> {
     match T::deserialize(value.clone()) {
         Ok(v) => Some(v),
         Err(e) => {
-            errors.push(SpecError::new(path, e.message().trim().to_string()));
+            let message = e.message().trim().to_string();
+            // Point at the offending key when serde names it.
+            let key = ["unknown field `", "invalid type: "]
+                .iter()
+                .find_map(|p| message.strip_prefix(p))
+                .and_then(|rest| rest.split('`').next())
+                .filter(|k| value.get(k).is_some());
+            let path = match key {
+                Some(k) => format!("{path}.{k}"),
+                None => path.to_string(),
+            };
+            errors.push(SpecError::new(path, message));
             None
         }
     }
@@ -236,7 +284,13 @@ fn sources(value: &toml::Value, errors: &mut Vec<SpecError>) -> Vec<SourceSpec> 
                 errors.push(SpecError::new(&path, "expected a table"));
                 return None;
             }
-            with_ops(&path, v, errors, |s: &mut SourceSpec, ops| s.ops = ops)
+            let before = errors.len();
+            let ops_total = v.get("op").and_then(|o| o.as_array()).map_or(0, Vec::len);
+            let mut src = with_ops(&path, v, errors, |s: &mut SourceSpec, ops| s.ops = ops)?;
+            if errors.len() > before && src.ops.len() < ops_total {
+                src.schema = None; // an operator is missing: field checks would mislead
+            }
+            Some(src)
         })
         .collect()
 }
@@ -305,7 +359,7 @@ group_by = "notalist"
         let lines: Vec<(Option<usize>, String)> = p.errors.iter().map(|e| (e.line, e.path.clone())).collect();
         assert_eq!(p.errors.len(), 4, "{:#?}", p.errors);
         assert!(lines.contains(&(Some(2), "colour".into())), "{lines:?}");
-        assert!(lines.contains(&(Some(9), "source[0].op[0]".into())), "{lines:?}");
+        assert!(lines.contains(&(Some(11), "source[0].op[0].form".into())), "{lines:?}");
         assert!(lines.contains(&(Some(14), "source[0].op[1]".into())), "{lines:?}");
         assert!(lines.contains(&(Some(17), "aggregate[0]".into())), "{lines:?}");
         assert!(p.errors[0].to_string().contains("line"));

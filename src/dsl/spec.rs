@@ -171,6 +171,17 @@ pub struct JoinSpec {
     pub ops: Vec<OpSpec>,
 }
 
+impl std::fmt::Display for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Function::Count => "count",
+            Function::DistinctCount => "distinct_count",
+            Function::MaxBy => "max_by",
+            Function::Quantiles => "quantiles",
+        })
+    }
+}
+
 /// Aggregate function of a store.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
