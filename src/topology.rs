@@ -288,7 +288,8 @@ impl TopologySpec {
         }
         // Joined row schema: key, then each input's fields in input order
         // (unknown if an input did not resolve: checks would only cascade).
-        let mut post: Option<Vec<String>> = (input_idx.len() == join.inputs.len()).then(|| vec![join.key.clone()]);
+        let resolved = join.inputs.iter().all(|n| self.sources.iter().any(|s| &s.name == n));
+        let mut post: Option<Vec<String>> = resolved.then(|| vec![join.key.clone()]);
         for &i in &input_idx {
             match (&mut post, &schemas[i]) {
                 (Some(p), Some(f)) => {
