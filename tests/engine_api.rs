@@ -293,7 +293,11 @@ fn builder_reports_every_error_at_once() {
     s.aggregates[3].window.as_mut().unwrap().size = "1y".into();
     let errors = s.build().unwrap_err();
     let text: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
-    assert_eq!(errors.len(), 4, "{text:#?}");
+    // Four mistakes, plus the query that reads the misspelt group column.
+    assert_eq!(errors.len(), 5, "{text:#?}");
+    assert!(text
+        .iter()
+        .any(|e| e.contains("query[0].columns") && e.contains("`region` is not a column")));
     assert!(text
         .iter()
         .any(|e| e.contains("aggregate[0].group_by") && e.contains("did you mean `region`?")));
