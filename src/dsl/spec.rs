@@ -238,6 +238,25 @@ pub struct AggregateSpec {
     pub window: Option<WindowSpec>,
 }
 
+impl AggregateSpec {
+    /// An all-time aggregate with no function arguments set; fill in
+    /// `distinct`, `by`/`item`, `value` or `window` with struct update syntax.
+    pub fn new(name: &str, function: Function, group_by: &[&str]) -> Self {
+        AggregateSpec {
+            name: name.into(),
+            description: String::new(),
+            function,
+            group_by: group_by.iter().map(|s| s.to_string()).collect(),
+            distinct: vec![],
+            by: None,
+            item: vec![],
+            value: None,
+            compression: None,
+            window: None,
+        }
+    }
+}
+
 /// Query shape.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
@@ -279,4 +298,20 @@ pub struct QuerySpec {
     pub q: Option<f64>,
     /// Output columns: `"col"` or `"col as name"`, in output order.
     pub columns: Vec<String>,
+}
+
+impl QuerySpec {
+    /// A `rows` query of every row of `from`, with the given columns.
+    pub fn new(name: &str, from: &str, columns: &[&str]) -> Self {
+        QuerySpec {
+            name: name.into(),
+            description: String::new(),
+            from: from.into(),
+            kind: QueryKind::Rows,
+            per: vec![],
+            range: None,
+            q: None,
+            columns: columns.iter().map(|s| s.to_string()).collect(),
+        }
+    }
 }
