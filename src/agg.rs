@@ -3,10 +3,9 @@
 //! Every change of a joined row arrives here as `+1` (a new row) or `−1` (a
 //! retracted row). Counts, distinct counts and max-by are all stored as
 //! multiplicities of tuples (see `store.rs`), so a retraction is exact: it
-//! subtracts what the addition added. A t-digest cannot forget a value, so a
-//! retraction from a quantile store is counted (`unretracted`) and the old
-//! value stays in the sketch; the join only retracts when a row *changes*,
-//! never on a re-delivery, so this only matters for corrected records.
+//! subtracts what the addition added. Quantile stores receive weighted values
+//! (`−1` retracts); the sketch applies them exactly while it is an exact
+//! multiset and ignores retractions once it is a t-digest (`sketch.rs`).
 //!
 //! Between commits deltas accumulate in hash maps keyed by the encoded store
 //! key; a commit turns each map into RocksDB merges in the commit's batch.
@@ -16,8 +15,8 @@ use rustc_hash::FxHashMap as HashMap;
 use rocksdb::WriteBatch;
 
 use crate::dsl::Function;
+use crate::sketch::Sketch;
 use crate::store::{agg_cf, Store, StoreError};
-use crate::tdigest::TDigest;
 use crate::topology::{Aggregate, Topology};
 use crate::value::{encode_key, Record, Value};
 
@@ -26,17 +25,15 @@ use crate::value::{encode_key, Record, Value};
 pub struct AggStats {
     /// Updates of windowed aggregates older than the retention.
     pub late: u64,
-    /// Retractions a t-digest could not apply.
-    pub unretracted: u64,
 }
 
 enum Buffer {
     Counts(HashMap<Vec<u8>, i64>),
-    Values(HashMap<Vec<u8>, Vec<f64>>),
+    Values(HashMap<Vec<u8>, Vec<(f64, i64)>>),
 }
 
 /// New values of one quantile aggregate, per store key.
-type ValueBuffer = HashMap<Vec<u8>, Vec<f64>>;
+type ValueBuffer = HashMap<Vec<u8>, Vec<(f64, i64)>>;
 
 /// Deltas taken out of the buffers for one commit.
 #[derive(Default)]
@@ -71,7 +68,7 @@ impl Pending {
             let a = &topo.aggregates[i];
             let cf = store.cf(&agg_cf(&a.name))?;
             for (k, v) in m {
-                batch.merge_cf(cf, k, TDigest::from_values(a.compression, &v).to_bytes());
+                batch.merge_cf(cf, k, Sketch::from_weighted(a.compression, &v).to_bytes());
             }
         }
         for (i, wm) in self.watermarks {
@@ -184,14 +181,10 @@ impl AggBuffers {
                 let Some(x) = a.measure.as_ref().and_then(|f| row.get(f)).and_then(Value::as_f64) else {
                     return;
                 };
-                if sign < 0 {
-                    self.stats.unretracted += 1;
-                    return;
-                }
                 match m.get_mut(key) {
-                    Some(v) => v.push(x),
+                    Some(v) => v.push((x, sign)),
                     None => {
-                        m.insert(key.to_vec(), vec![x]);
+                        m.insert(key.to_vec(), vec![(x, sign)]);
                     }
                 }
             }

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json};
 
 use crate::dsl::{Function, QueryKind};
+use crate::sketch::Sketch;
 use crate::store::{agg_cf, Store, StoreError};
-use crate::tdigest::TDigest;
 use crate::topology::{Aggregate, Query, Topology};
 use crate::value::{cmp_slices, decode_key, decode_key_tuple, encode_key, Value};
 
@@ -40,13 +40,13 @@ fn corrupt(store: &Store, what: String) -> StoreError {
 
 enum Merged {
     Counts(BTreeMap<Vec<u8>, i64>),
-    Digests(BTreeMap<Vec<u8>, TDigest>),
+    Digests(BTreeMap<Vec<u8>, Sketch>),
 }
 
 /// Reads an aggregate's entries, merging windows inside `range`.
 fn read_merged(store: &Store, agg: &Aggregate, range: TimeRange) -> Result<Merged, StoreError> {
     let mut counts = BTreeMap::new();
-    let mut digests: BTreeMap<Vec<u8>, TDigest> = BTreeMap::new();
+    let mut digests: BTreeMap<Vec<u8>, Sketch> = BTreeMap::new();
     let mut bad = None;
     store.for_each(&agg_cf(&agg.name), |k, v| {
         let mut rest = k;
@@ -64,14 +64,15 @@ fn read_merged(store: &Store, agg: &Aggregate, range: TimeRange) -> Result<Merge
             }
         }
         match agg.function {
-            Function::Quantiles => match TDigest::from_bytes(v) {
-                Some(d) => match digests.get_mut(rest) {
-                    Some(acc) => acc.merge(&[&d]),
-                    None => {
-                        digests.insert(rest.to_vec(), d);
-                    }
-                },
-                None => bad = Some(format!("t-digest of {:?} does not decode", agg.name)),
+            Function::Quantiles => match Sketch::from_bytes(v) {
+                Some(d) => {
+                    let merged = match digests.remove(rest) {
+                        Some(acc) => acc.merge(d, agg.compression),
+                        None => d,
+                    };
+                    digests.insert(rest.to_vec(), merged);
+                }
+                None => bad = Some(format!("quantile sketch of {:?} does not decode", agg.name)),
             },
             _ => {
                 let n = v.try_into().map(i64::from_le_bytes).unwrap_or(0);

@@ -13,8 +13,8 @@
 //!   (distinct values | item values + by value), tuple-encoded, so an
 //!   iterator yields groups in key order and windows in time order; value =
 //!   i64 LE multiplicity (count, distinct_count, max_by), combined by the
-//!   `add` merge operator, or a serialized t-digest (quantiles) combined by
-//!   the `tdigest` merge operator. Writers only ever *merge* deltas, so
+//!   `add` merge operator, or a quantile sketch (`sketch.rs`: exact multiset,
+//!   or t-digest when large) combined by the `sketch` merge operator. Writers only ever *merge* deltas, so
 //!   pre-aggregated batches from any number of writers combine.
 //!
 //! Invariant: a commit is one `WriteBatch` holding the join rows, aggregate
@@ -28,7 +28,7 @@ use rocksdb::{ColumnFamilyDescriptor, IteratorMode, MergeOperands, Options, Writ
 
 use crate::dsl::Function;
 use crate::offsets::Ranges;
-use crate::tdigest::TDigest;
+use crate::sketch::Sketch;
 use crate::topology::Topology;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,10 +71,6 @@ fn add_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Optio
         .iter()
         .fold(existing.map_or(0, read), |acc, b| acc.wrapping_add(read(b)));
     Some(sum.to_le_bytes().to_vec())
-}
-
-fn tdigest_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
-    Some(TDigest::merge_bytes(existing, ops.iter()))
 }
 
 pub const META: &str = "meta";
@@ -154,7 +150,15 @@ impl Store {
         for a in &topo.aggregates {
             let mut o = Options::default();
             match a.function {
-                Function::Quantiles => o.set_merge_operator_associative("tdigest", tdigest_merge),
+                Function::Quantiles => {
+                    let compression = a.compression;
+                    o.set_merge_operator_associative(
+                        "sketch",
+                        move |_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands| {
+                            Some(Sketch::merge_bytes(existing, ops.iter(), compression))
+                        },
+                    )
+                }
                 _ => o.set_merge_operator_associative("add", add_merge),
             }
             wanted.push((agg_cf(&a.name), o));

@@ -1,0 +1,58 @@
+//! Sends the emulator's deliveries to Kafka, as the seeds' REST proxy did:
+//! no key (records of one `ind` land on any partition), one record per topic.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::{Emulator, TOPICS};
+use crate::kafka::KafkaOptions;
+
+/// Produces deliveries at up to `rate` records/s (0 = as fast as possible)
+/// until `posts` posts are out (`None` = forever) or `stop` is set. Returns
+/// the number of records sent.
+pub fn produce(
+    em: &Emulator,
+    opts: &KafkaOptions,
+    prefix: &str,
+    posts: Option<u64>,
+    rate: f64,
+    resend: f64,
+    stop: &AtomicBool,
+) -> Result<u64, KafkaError> {
+    let producer: ThreadedProducer<DefaultProducerContext> = opts.client_config().set("linger.ms", "5").create()?;
+    let topics: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}.{t}")).collect();
+    let started = Instant::now();
+    let mut sent = 0u64;
+    for d in em.deliveries(posts.unwrap_or(u64::MAX), resend) {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        for (topic, payload) in topics.iter().zip([&d.pin, &d.geo, &d.user]) {
+            let mut record: BaseRecord<'_, (), str> = BaseRecord::to(topic).payload(payload.as_str());
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err((e, _)) => return Err(e),
+                }
+            }
+            sent += 1;
+        }
+        if rate > 0.0 {
+            // Pace by the clock, not by sleeps, so the average rate holds.
+            let due = Duration::from_secs_f64(sent as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60))?;
+    Ok(sent)
+}

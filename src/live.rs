@@ -1,0 +1,302 @@
+//! `pinstream run`: the topology, live, on Kafka.
+//!
+//! Exactly-once effect on state without Kafka transactions: every consumed
+//! record's position is marked in the engine, and [`Engine::sync`] writes the
+//! state changes and the positions in one RocksDB batch (through the WAL).
+//! On start the consumer is assigned every partition of the source topics at
+//! the position stored in the state, so after a crash (even SIGKILL) the
+//! records after the last commit are consumed again and nothing before it is
+//! counted twice; a record that is re-delivered anyway is skipped by
+//! [`Engine::is_done`]. The group's committed offsets follow the state
+//! commits, for lag tools only: they are never read back.
+//!
+//! Dead letters go to a topic with the reason and origin in headers; they are
+//! flushed to Kafka before the commit that covers their positions.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use crate::engine::Engine;
+use crate::kafka::KafkaOptions;
+use crate::pipeline::prepare;
+use crate::store::{Durability, StoreError};
+use crate::topology::Topology;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("topic `{topic}` does not exist on {brokers}: create it (e.g. with 3 partitions) or check --prefix")]
+    UnknownTopic { topic: String, brokers: String },
+    #[error(
+        "dead letters could not be written to `{topic}`: {failed} failed deliveries; state not committed past them"
+    )]
+    DeadLetters { topic: String, failed: u64 },
+}
+
+impl LiveError {
+    /// Whether a supervisor should restart the daemon (broker trouble) or
+    /// give up (configuration, corruption).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LiveError::Store(e) => e.is_retryable(),
+            LiveError::Kafka(_) | LiveError::DeadLetters { .. } => true,
+            LiveError::UnknownTopic { .. } => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LiveOptions {
+    pub kafka: KafkaOptions,
+    pub prefix: String,
+    pub group: String,
+    pub state_dir: PathBuf,
+    pub commit_interval: Duration,
+    /// Dead-letter topic (`<prefix>.dlq` by default).
+    pub dlq_topic: String,
+    pub cache_keys: usize,
+    /// Stop (and exit 0) after this long without a new record.
+    pub stop_when_idle: Option<Duration>,
+}
+
+/// Counters of a live run.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LiveStats {
+    pub records: u64,
+    pub skipped: u64,
+    pub dead_letters: u64,
+    pub commits: u64,
+}
+
+/// Counts failed dead-letter deliveries (librdkafka reports them here).
+#[derive(Default)]
+struct DlqContext {
+    failed: Arc<AtomicU64>,
+}
+
+impl ClientContext for DlqContext {}
+
+impl ProducerContext for DlqContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            tracing::error!("dead letter not delivered: {e}");
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Logs a recurring Kafka error at most once per interval.
+struct Throttle {
+    last: HashMap<String, Instant>,
+}
+
+impl Throttle {
+    fn warn(&mut self, what: String) {
+        let key: String = what.chars().take(60).collect();
+        if self
+            .last
+            .get(&key)
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(10))
+        {
+            tracing::warn!("{what} (librdkafka keeps retrying; nothing is lost: positions are in the state)");
+            self.last.insert(key, Instant::now());
+        }
+    }
+}
+
+fn topic_partitions(
+    consumer: &BaseConsumer,
+    brokers: &str,
+    topics: &[String],
+    stop: &AtomicBool,
+) -> Result<Vec<(String, i32)>, LiveError> {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match consumer.fetch_metadata(None, Duration::from_secs(5)) {
+            Ok(md) => {
+                let mut out = Vec::new();
+                for t in topics {
+                    let found = md
+                        .topics()
+                        .iter()
+                        .find(|m| m.name() == t && m.error().is_none() && !m.partitions().is_empty());
+                    match found {
+                        Some(m) => out.extend(m.partitions().iter().map(|p| (t.clone(), p.id()))),
+                        None => {
+                            return Err(LiveError::UnknownTopic {
+                                topic: t.clone(),
+                                brokers: brokers.into(),
+                            })
+                        }
+                    }
+                }
+                return Ok(out);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot reach the brokers at {brokers} ({e}); retrying in {:.1} s",
+                    backoff.as_secs_f64()
+                );
+                let until = Instant::now() + backoff;
+                while Instant::now() < until {
+                    if stop.load(Ordering::Relaxed) {
+                        return Err(LiveError::Kafka(e));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Runs until `stop` is set (or the idle limit passes); commits on the way out.
+pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result<(Engine, LiveStats), LiveError> {
+    let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, Durability::Wal)?;
+    let topics: Vec<String> = topo.sources.iter().map(|s| s.topic_for(&opts.prefix)).collect();
+    let source_of: HashMap<&str, usize> = topics.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+    tracing::info!("kafka: {}", opts.kafka.describe());
+
+    let mut cfg: ClientConfig = opts.kafka.client_config();
+    cfg.set("group.id", &opts.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
+    let consumer: BaseConsumer = cfg.create()?;
+    let mut wanted = topics.clone();
+    wanted.push(opts.dlq_topic.clone());
+    let parts = topic_partitions(&consumer, &opts.kafka.brokers, &wanted, stop)?;
+    let mut tpl = TopicPartitionList::new();
+    for (t, p) in parts.iter().filter(|(t, _)| *t != opts.dlq_topic) {
+        let offset = match engine
+            .positions()
+            .get(t, *p)
+            .and_then(|r| r.ranges().last().map(|x| x.1))
+        {
+            Some(next) => Offset::Offset(next),
+            None => Offset::Beginning,
+        };
+        tpl.add_partition_offset(t, *p, offset)?;
+    }
+    consumer.assign(&tpl)?;
+    tracing::info!("consuming {} partitions of {}", tpl.count(), topics.join(", "));
+
+    let dlq_ctx = DlqContext::default();
+    let failed = dlq_ctx.failed.clone();
+    let dlq: ThreadedProducer<DlqContext> = opts.kafka.client_config().create_with_context(dlq_ctx)?;
+
+    let mut stats = LiveStats::default();
+    let mut throttle = Throttle { last: HashMap::new() };
+    let mut last_commit = Instant::now();
+    let mut last_record = Instant::now();
+    let mut next_offsets: HashMap<(String, i32), i64> = HashMap::new();
+    let commit =
+        |engine: &mut Engine, next: &mut HashMap<(String, i32), i64>, stats: &mut LiveStats| -> Result<(), LiveError> {
+            dlq.flush(Duration::from_secs(30))?;
+            let f = failed.load(Ordering::Relaxed);
+            if f > 0 {
+                return Err(LiveError::DeadLetters {
+                    topic: opts.dlq_topic.clone(),
+                    failed: f,
+                });
+            }
+            engine.sync()?;
+            stats.commits += 1;
+            if !next.is_empty() {
+                let mut group = TopicPartitionList::new();
+                for ((t, p), o) in next.drain() {
+                    group.add_partition_offset(&t, p, Offset::Offset(o))?;
+                }
+                if let Err(e) = consumer.commit(&group, CommitMode::Async) {
+                    tracing::debug!("group offset commit failed (lag tools only): {e}");
+                }
+            }
+            Ok(())
+        };
+
+    while !stop.load(Ordering::Relaxed) {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) => {
+                last_record = Instant::now();
+                let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
+                let Some(&src) = source_of.get(topic) else { continue };
+                if engine.is_done(topic, partition, offset) {
+                    stats.skipped += 1;
+                } else {
+                    stats.records += 1;
+                    let payload = msg.payload().unwrap_or_default();
+                    match prepare(&topo, src, payload) {
+                        Ok(p) => engine.process(src, &p.key, p.row)?,
+                        Err(reason) => {
+                            stats.dead_letters += 1;
+                            let (ps, os) = (partition.to_string(), offset.to_string());
+                            let headers = OwnedHeaders::new()
+                                .insert(Header {
+                                    key: "pinstream.reason",
+                                    value: Some(reason.as_str()),
+                                })
+                                .insert(Header {
+                                    key: "pinstream.topic",
+                                    value: Some(topic),
+                                })
+                                .insert(Header {
+                                    key: "pinstream.partition",
+                                    value: Some(ps.as_str()),
+                                })
+                                .insert(Header {
+                                    key: "pinstream.offset",
+                                    value: Some(os.as_str()),
+                                });
+                            let mut record: BaseRecord<'_, (), [u8], ()> =
+                                BaseRecord::to(&opts.dlq_topic).payload(payload).headers(headers);
+                            loop {
+                                match dlq.send(record) {
+                                    Ok(()) => break,
+                                    Err((
+                                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                                        r,
+                                    )) => {
+                                        record = r;
+                                        std::thread::sleep(Duration::from_millis(10));
+                                    }
+                                    Err((e, _)) => return Err(e.into()),
+                                }
+                            }
+                        }
+                    }
+                    engine.mark(topic, partition, offset);
+                }
+                next_offsets.insert((topic.to_string(), partition), offset + 1);
+            }
+            Some(Err(e)) => throttle.warn(format!("kafka: {e}")),
+            None => {}
+        }
+        if last_commit.elapsed() >= opts.commit_interval && engine.pending() > 0 {
+            commit(&mut engine, &mut next_offsets, &mut stats)?;
+            last_commit = Instant::now();
+        }
+        if opts.stop_when_idle.is_some_and(|d| last_record.elapsed() >= d) {
+            tracing::info!(
+                "no new record for {:?}: stopping",
+                opts.stop_when_idle.unwrap_or_default()
+            );
+            break;
+        }
+    }
+    commit(&mut engine, &mut next_offsets, &mut stats)?;
+    Ok((engine, stats))
+}

@@ -1,0 +1,290 @@
+//! The live daemon against a Kafka-protocol broker: rdkafka's mock cluster,
+//! hosted in this test process and listening on 127.0.0.1, with real
+//! `pinstream` processes (emulate, run, answers) talking to it.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+
+use common::*;
+
+/// A mock cluster with the three topics. librdkafka's mock broker trims a
+/// partition's log at about 5 MB, so tests that produce far ahead of the
+/// consumer spread the records over more partitions.
+fn cluster_with(prefix: &str, partitions: i32) -> MockCluster<'static, DefaultProducerContext> {
+    let mock = MockCluster::new(1).unwrap();
+    for t in ["pin", "geo", "user"] {
+        mock.create_topic(&format!("{prefix}.{t}"), partitions, 1).unwrap();
+    }
+    mock.create_topic(&format!("{prefix}.dlq"), 1, 1).unwrap();
+    mock
+}
+
+fn cluster(prefix: &str) -> MockCluster<'static, DefaultProducerContext> {
+    cluster_with(prefix, 3)
+}
+
+fn spawn_run(bs: &str, prefix: &str, state: &str, extra: &[&str]) -> Child {
+    Command::new(bin())
+        .args([
+            "run",
+            "--brokers",
+            bs,
+            "--prefix",
+            prefix,
+            "--state-dir",
+            state,
+            "--commit-interval-ms",
+            "200",
+        ])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Runs the daemon until it has been idle for 3 s; panics on failure.
+fn run_until_idle(bs: &str, prefix: &str, state: &str) -> String {
+    let out = spawn_run(bs, prefix, state, &["--stop-when-idle", "3"])
+        .wait_with_output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "run failed: {err}");
+    err
+}
+
+fn answers(state: &str) -> Value {
+    let (out, _) = run(&["answers", "--state-dir", state]);
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The same deliveries, written as an archive and replayed.
+fn replayed(dir: &std::path::Path, posts: u64, seed: u64, prefix: &str) -> Value {
+    let archive = dir.join("archive");
+    emulate(&archive, posts, seed, &["--prefix", prefix]);
+    let got = replay(&archive, &[]);
+    assert_matches(&got, &reference(&archive, prefix));
+    got
+}
+
+#[test]
+fn live_answers_equal_the_replay_of_the_same_deliveries() {
+    let prefix = "live1";
+    let mock = cluster(prefix);
+    let bs = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    run(&[
+        "emulate",
+        "--brokers",
+        &bs,
+        "--prefix",
+        prefix,
+        "--posts",
+        "1500",
+        "--seed",
+        "4",
+    ]);
+    let state = dir.path().join("state").display().to_string();
+    let err = run_until_idle(&bs, prefix, &state);
+    assert!(err.contains("0 dead letters"), "{err}");
+    assert_eq!(answers(&state), replayed(dir.path(), 1500, 4, prefix));
+}
+
+#[test]
+fn sigkill_at_random_points_loses_nothing_and_counts_nothing_twice() {
+    let prefix = "live2";
+    let mock = cluster_with(prefix, 8);
+    let bs = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let posts = 20_000;
+    run(&[
+        "emulate",
+        "--brokers",
+        &bs,
+        "--prefix",
+        prefix,
+        "--posts",
+        &posts.to_string(),
+        "--seed",
+        "8",
+    ]);
+    let want = replayed(dir.path(), posts, 8, prefix);
+    let state = dir.path().join("state").display().to_string();
+    // Kill at varied points (fixed, so a failure reproduces), and check that
+    // the kills did land mid-consumption: the state after them is partial.
+    let mut partial = 0;
+    for (i, ms) in [400u64, 250, 150, 600, 300].into_iter().enumerate() {
+        let mut child = spawn_run(&bs, prefix, &state, &[]);
+        std::thread::sleep(Duration::from_millis(ms));
+        child.kill().unwrap(); // SIGKILL
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "kill {i}: the daemon had already exited");
+        if std::path::Path::new(&state).join("CURRENT").exists() && answers(&state) != want {
+            partial += 1;
+        }
+    }
+    assert!(
+        partial >= 2,
+        "only {partial} kills happened before the end of the input"
+    );
+    run_until_idle(&bs, prefix, &state);
+    assert_eq!(answers(&state), want);
+}
+
+#[test]
+fn sigterm_commits_and_exits_zero_within_seconds() {
+    let prefix = "live3";
+    let mock = cluster(prefix);
+    let bs = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    run(&[
+        "emulate",
+        "--brokers",
+        &bs,
+        "--prefix",
+        prefix,
+        "--posts",
+        "800",
+        "--seed",
+        "2",
+    ]);
+    let state = dir.path().join("state").display().to_string();
+    let mut child = spawn_run(&bs, prefix, &state, &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    let sent = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(sent.elapsed() < Duration::from_secs(5), "took {:?}", sent.elapsed());
+    // Everything consumed before SIGTERM was committed: a new run has nothing left.
+    assert_eq!(answers(&state), replayed(dir.path(), 800, 2, prefix));
+}
+
+#[test]
+fn bad_records_go_to_the_dead_letter_topic_with_reason_and_origin() {
+    let prefix = "live4";
+    let mock = cluster(prefix);
+    let bs = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    run(&[
+        "emulate",
+        "--brokers",
+        &bs,
+        "--prefix",
+        prefix,
+        "--posts",
+        "300",
+        "--seed",
+        "6",
+    ]);
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        ClientConfig::new().set("bootstrap.servers", &bs).create().unwrap();
+    let bad = ["{\"ind\": 1, \"country\": ", "[1]", "{\"country\": \"Chad\"}"];
+    for b in bad {
+        producer
+            .send(
+                BaseRecord::<(), str>::to(&format!("{prefix}.geo"))
+                    .payload(b)
+                    .partition(1),
+            )
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let state = dir.path().join("state").display().to_string();
+    let err = run_until_idle(&bs, prefix, &state);
+    assert!(err.contains("3 dead letters"), "{err}");
+    assert_eq!(
+        answers(&state),
+        replayed(dir.path(), 300, 6, prefix),
+        "valid records are all counted"
+    );
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .set("group.id", "dlq-check")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&format!("{prefix}.dlq")]).unwrap();
+    let mut got = Vec::new();
+    let until = Instant::now() + Duration::from_secs(20);
+    while got.len() < bad.len() && Instant::now() < until {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m.headers().unwrap();
+            let h = |k: &str| {
+                headers
+                    .iter()
+                    .find(|x| x.key == k)
+                    .and_then(|x| x.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default()
+            };
+            got.push((
+                String::from_utf8_lossy(m.payload().unwrap()).into_owned(),
+                h("pinstream.reason"),
+                h("pinstream.topic"),
+                h("pinstream.partition"),
+            ));
+        }
+    }
+    assert_eq!(got.len(), bad.len(), "{got:?}");
+    for (payload, reason, topic, partition) in &got {
+        assert!(bad.contains(&payload.as_str()));
+        assert!(!reason.is_empty());
+        assert_eq!(topic, &format!("{prefix}.geo"));
+        assert_eq!(partition, "1");
+    }
+}
+
+#[test]
+fn broker_down_mid_run_loses_nothing() {
+    let prefix = "live5";
+    let mock = cluster(prefix);
+    let bs = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    run(&[
+        "emulate",
+        "--brokers",
+        &bs,
+        "--prefix",
+        prefix,
+        "--posts",
+        "3000",
+        "--seed",
+        "12",
+    ]);
+    let state = dir.path().join("state").display().to_string();
+    let child = spawn_run(&bs, prefix, &state, &["--stop-when-idle", "8"]);
+    std::thread::sleep(Duration::from_millis(400));
+    mock.broker_down(1).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    mock.broker_up(1).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(answers(&state), replayed(dir.path(), 3000, 12, prefix));
+}
+
+#[test]
+fn an_unknown_topic_is_a_clear_error() {
+    let mock = MockCluster::new(1).unwrap();
+    let bs = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state").display().to_string();
+    let out = spawn_run(&bs, "nosuch", &state, &[]).wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("topic `nosuch.pin` does not exist"), "{err}");
+}
