@@ -10,10 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
+
+pub use crate::kafka_auth::{Auth, KafkaContext};
 
 #[derive(Debug, Clone, Default)]
 pub struct KafkaOptions {
@@ -21,6 +22,8 @@ pub struct KafkaOptions {
     pub brokers: String,
     /// librdkafka properties, applied in order (later wins).
     pub properties: Vec<(String, String)>,
+    /// MSK IAM or plain properties.
+    pub auth: Auth,
 }
 
 /// Whether a property's value must not be logged.
@@ -57,6 +60,14 @@ pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, String> {
 }
 
 impl KafkaOptions {
+    /// The shared client context (OAUTHBEARER tokens, delivery failures).
+    pub fn context(&self) -> KafkaContext {
+        KafkaContext {
+            auth: self.auth.clone(),
+            ..Default::default()
+        }
+    }
+
     /// Adds the properties of a `client.properties` file.
     pub fn load_properties_file(&mut self, path: &Path) -> Result<(), String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -79,6 +90,9 @@ impl KafkaOptions {
     pub fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
+        for (k, v) in self.auth.properties() {
+            c.set(k, v);
+        }
         for (k, v) in &self.properties {
             c.set(k, v);
         }
@@ -87,7 +101,7 @@ impl KafkaOptions {
 
     /// The settings for a log line, secrets masked.
     pub fn describe(&self) -> String {
-        let mut parts = vec![format!("bootstrap.servers={}", self.brokers)];
+        let mut parts = vec![format!("bootstrap.servers={} auth={:?}", self.brokers, self.auth)];
         for (k, v) in &self.properties {
             parts.push(format!("{k}={}", if is_secret(k) { "***" } else { v }));
         }
@@ -97,7 +111,7 @@ impl KafkaOptions {
 
 /// Creates topics that do not exist yet (others are left alone).
 pub fn create_topics(opts: &KafkaOptions, topics: &[String], partitions: i32) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = opts.client_config().create()?;
+    let admin: AdminClient<KafkaContext> = opts.client_config().create_with_context(opts.context())?;
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
@@ -133,6 +147,7 @@ mod tests {
     #[test]
     fn secrets_are_masked() {
         let o = KafkaOptions {
+            auth: Auth::Properties,
             brokers: "b:9092".into(),
             properties: vec![
                 ("sasl.password".into(), "hunter2".into()),

@@ -19,6 +19,7 @@ pub mod emulate;
 pub mod engine;
 pub mod join;
 pub mod kafka;
+pub mod kafka_auth;
 pub mod live;
 pub mod offsets;
 pub mod ops;

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,11 +23,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::engine::Engine;
-use crate::kafka::KafkaOptions;
+use crate::kafka::{KafkaContext, KafkaOptions};
 use crate::pipeline::prepare;
 use crate::store::{Durability, StoreError};
 use crate::topology::Topology;
@@ -81,24 +81,6 @@ pub struct LiveStats {
     pub commits: u64,
 }
 
-/// Counts failed dead-letter deliveries (librdkafka reports them here).
-#[derive(Default)]
-struct DlqContext {
-    failed: Arc<AtomicU64>,
-}
-
-impl ClientContext for DlqContext {}
-
-impl ProducerContext for DlqContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            tracing::error!("dead letter not delivered: {e}");
-            self.failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Logs a recurring Kafka error at most once per interval.
 struct Throttle {
     last: HashMap<String, Instant>,
@@ -119,7 +101,7 @@ impl Throttle {
 }
 
 fn topic_partitions(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<KafkaContext>,
     brokers: &str,
     topics: &[String],
     stop: &AtomicBool,
@@ -164,6 +146,23 @@ fn topic_partitions(
     }
 }
 
+/// Whether the state holds every partition up to its high watermark.
+fn caught_up(consumer: &BaseConsumer<KafkaContext>, assigned: &TopicPartitionList, engine: &Engine) -> bool {
+    assigned.elements().iter().all(|e| {
+        match consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5)) {
+            Ok((_, high)) => {
+                high == 0
+                    || engine
+                        .positions()
+                        .get(e.topic(), e.partition())
+                        .and_then(|r| r.ranges().last())
+                        .is_some_and(|r| r.1 >= high)
+            }
+            Err(_) => false,
+        }
+    })
+}
+
 /// Runs until `stop` is set (or the idle limit passes); commits on the way out.
 pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result<(Engine, LiveStats), LiveError> {
     let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, Durability::Wal)?;
@@ -176,7 +175,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest");
-    let consumer: BaseConsumer = cfg.create()?;
+    let consumer: BaseConsumer<KafkaContext> = cfg.create_with_context(opts.kafka.context())?;
     let mut wanted = topics.clone();
     wanted.push(opts.dlq_topic.clone());
     let parts = topic_partitions(&consumer, &opts.kafka.brokers, &wanted, stop)?;
@@ -195,9 +194,9 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     consumer.assign(&tpl)?;
     tracing::info!("consuming {} partitions of {}", tpl.count(), topics.join(", "));
 
-    let dlq_ctx = DlqContext::default();
+    let dlq_ctx = opts.kafka.context();
     let failed = dlq_ctx.failed.clone();
-    let dlq: ThreadedProducer<DlqContext> = opts.kafka.client_config().create_with_context(dlq_ctx)?;
+    let dlq: ThreadedProducer<KafkaContext> = opts.kafka.client_config().create_with_context(dlq_ctx)?;
 
     let mut stats = LiveStats::default();
     let mut throttle = Throttle { last: HashMap::new() };
@@ -290,11 +289,16 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
             last_commit = Instant::now();
         }
         if opts.stop_when_idle.is_some_and(|d| last_record.elapsed() >= d) {
-            tracing::info!(
-                "no new record for {:?}: stopping",
-                opts.stop_when_idle.unwrap_or_default()
-            );
-            break;
+            // Idle is not enough (a slow start looks idle too): stop only once
+            // every partition's high watermark is in the state.
+            if caught_up(&consumer, &tpl, &engine) {
+                tracing::info!(
+                    "caught up, no new record for {:?}: stopping",
+                    opts.stop_when_idle.unwrap_or_default()
+                );
+                break;
+            }
+            last_record = Instant::now();
         }
     }
     commit(&mut engine, &mut next_offsets, &mut stats)?;

@@ -86,6 +86,14 @@ enum Command {
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
     },
+    /// Print the source positions held in a state dir: per topic-partition,
+    /// the offset ranges already applied to the state (JSON lines).
+    Positions {
+        #[arg(long, env = "PINSTREAM_STATE_DIR", default_value = "./state")]
+        state_dir: PathBuf,
+        #[arg(long, env = "PINSTREAM_TOPOLOGY")]
+        topology: Option<PathBuf>,
+    },
     /// Check a topology file and report every error with its line.
     Validate {
         /// Topology file (default: the built-in one)
@@ -163,7 +171,7 @@ enum Command {
         dlq_topic: Option<String>,
         #[command(flatten)]
         kafka: KafkaArgs,
-        /// Exit 0 after this many seconds without a new record (batch-like runs, tests)
+        /// Exit 0 once every partition is consumed to its end and no record came for this many seconds (batch-like runs, tests)
         #[arg(long)]
         stop_when_idle: Option<f64>,
         #[arg(long, default_value_t = engine::DEFAULT_CACHE_KEYS)]
@@ -187,9 +195,23 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum AuthKind {
+    /// As the librdkafka properties say (PLAINTEXT, SSL, SASL PLAIN/SCRAM via --kafka-config)
+    Properties,
+    /// MSK IAM: SASL_SSL + OAUTHBEARER, tokens from the AWS credentials chain
+    MskIam,
+}
+
 /// librdkafka settings shared by the Kafka commands.
 #[derive(clap::Args)]
 struct KafkaArgs {
+    /// Authentication
+    #[arg(long, value_enum, env = "PINSTREAM_AUTH", default_value = "properties")]
+    auth: AuthKind,
+    /// AWS region of the MSK cluster (with --auth msk-iam)
+    #[arg(long, env = "AWS_REGION", required_if_eq("auth", "msk-iam"))]
+    aws_region: Option<String>,
     /// Any librdkafka property, e.g. security.protocol=SASL_SSL (repeatable; wins over the file)
     #[arg(long = "kafka-config", value_name = "KEY=VALUE")]
     kafka_config: Vec<String>,
@@ -200,9 +222,15 @@ struct KafkaArgs {
 
 impl KafkaArgs {
     fn options(&self, brokers: &str) -> Result<KafkaOptions> {
+        let auth = match (self.auth, &self.aws_region) {
+            (AuthKind::MskIam, Some(region)) => pinstream::kafka::Auth::MskIam { region: region.clone() },
+            (AuthKind::MskIam, None) => bail!("--auth msk-iam needs --aws-region"),
+            (AuthKind::Properties, _) => pinstream::kafka::Auth::Properties,
+        };
         let mut o = KafkaOptions {
             brokers: brokers.to_string(),
             properties: Vec::new(),
+            auth,
         };
         if let Some(p) = &self.client_properties {
             o.load_properties_file(p).map_err(anyhow::Error::msg)?;
@@ -475,6 +503,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             state_dir,
             format,
         } => demo(posts, rate, state_dir, format),
+        Command::Positions { state_dir, topology } => {
+            let topo = match load(topology.as_deref()) {
+                Ok(t) => t,
+                Err(code) => return Ok(code),
+            };
+            if !replay::is_state_dir(&state_dir) {
+                bail!(
+                    "{} is not a pinstream state dir (no RocksDB CURRENT file)",
+                    state_dir.display()
+                );
+            }
+            let store = store::Store::open(&state_dir, &topo)?;
+            let mut all: Vec<_> = store.positions()?.into_iter().collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            for ((topic, partition), ranges) in all {
+                println!(
+                    "{}",
+                    serde_json::json!({"topic": topic, "partition": partition, "ranges": ranges.ranges()})
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Answers {
             state_dir,
             topology,
@@ -634,7 +684,7 @@ fn demo(posts: Option<u64>, rate: f64, state_dir: Option<PathBuf>, format: Forma
     let dir = state_dir.unwrap_or_else(|| temp.path().to_path_buf());
     let kafka = KafkaOptions {
         brokers: brokers.clone(),
-        properties: Vec::new(),
+        ..Default::default()
     };
     let stop = stop_flag()?;
     let opts = LiveOptions {

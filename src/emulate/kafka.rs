@@ -5,11 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use super::{Emulator, TOPICS};
-use crate::kafka::KafkaOptions;
+use crate::kafka::{KafkaContext, KafkaOptions};
 
 /// Produces deliveries at up to `rate` records/s (0 = as fast as possible)
 /// until `posts` posts are out (`None` = forever) or `stop` is set. Returns
@@ -23,16 +26,34 @@ pub fn produce(
     resend: f64,
     stop: &AtomicBool,
 ) -> Result<u64, KafkaError> {
-    let producer: ThreadedProducer<DefaultProducerContext> = opts.client_config().set("linger.ms", "5").create()?;
+    let producer: ThreadedProducer<KafkaContext> = opts
+        .client_config()
+        .set("linger.ms", "5")
+        .create_with_context(opts.context())?;
     let topics: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}.{t}")).collect();
+    // No key, as the REST proxy sent them: each record gets a partition at
+    // random (seeded, so runs repeat), and one `ind`'s records spread over
+    // partitions. librdkafka's own keyless spreading is sticky and uneven.
+    let mut partitions = Vec::new();
+    for t in &topics {
+        let md = producer.client().fetch_metadata(Some(t), Duration::from_secs(10))?;
+        let n = md.topics().first().map_or(0, |m| m.partitions().len()) as i32;
+        if n == 0 {
+            return Err(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition));
+        }
+        partitions.push(n);
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(em.seed() ^ 0x4B41);
     let started = Instant::now();
     let mut sent = 0u64;
     for d in em.deliveries(posts.unwrap_or(u64::MAX), resend) {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        for (topic, payload) in topics.iter().zip([&d.pin, &d.geo, &d.user]) {
-            let mut record: BaseRecord<'_, (), str> = BaseRecord::to(topic).payload(payload.as_str());
+        for ((topic, payload), n) in topics.iter().zip([&d.pin, &d.geo, &d.user]).zip(&partitions) {
+            let mut record: BaseRecord<'_, (), str> = BaseRecord::to(topic)
+                .payload(payload.as_str())
+                .partition(rng.gen_range(0..*n));
             loop {
                 match producer.send(record) {
                     Ok(()) => break,
@@ -54,5 +75,10 @@ pub fn produce(
         }
     }
     producer.flush(Duration::from_secs(60))?;
-    Ok(sent)
+    let failed = producer.context().failed.load(std::sync::atomic::Ordering::Relaxed);
+    if failed > 0 {
+        tracing::error!("{failed} records were not delivered");
+        return Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut));
+    }
+    Ok(sent - failed)
 }

@@ -146,6 +146,10 @@ impl Emulator {
         }
     }
 
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
     /// The `ind` of post `k`.
     pub fn ind_of(k: u64) -> i64 {
         ((k % ROWS) + TABLE * (k / ROWS)) as i64
