@@ -180,13 +180,18 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     wanted.push(opts.dlq_topic.clone());
     let parts = topic_partitions(&consumer, &opts.kafka.brokers, &wanted, stop)?;
     let mut tpl = TopicPartitionList::new();
+    // Where each resumed partition must start; checked on its first record.
+    let mut resume_check: HashMap<(String, i32), i64> = HashMap::new();
     for (t, p) in parts.iter().filter(|(t, _)| *t != opts.dlq_topic) {
-        let offset = match engine
+        let stored = engine
             .positions()
             .get(t, *p)
-            .and_then(|r| r.ranges().last().map(|x| x.1))
-        {
-            Some(next) => Offset::Offset(next),
+            .and_then(|r| r.ranges().last().map(|x| x.1));
+        let offset = match stored {
+            Some(next) => {
+                resume_check.insert((t.clone(), *p), next);
+                Offset::Offset(next)
+            }
             None => Offset::Beginning,
         };
         tpl.add_partition_offset(t, *p, offset)?;
@@ -233,6 +238,18 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
                 last_record = Instant::now();
                 let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
                 let Some(&src) = source_of.get(topic) else { continue };
+                if let Some(expected) = resume_check.remove(&(topic.to_string(), partition)) {
+                    if offset > expected {
+                        // The broker skipped records after our resume point
+                        // (seen with brokers that fetch by whole batches).
+                        // Re-read the partition: records already in the state
+                        // are skipped by position, so nothing counts twice.
+                        // Regression: tansu_live_answers_equal_replay_and_survive_sigkill.
+                        tracing::warn!("{topic}/{partition}: asked for offset {expected}, got {offset}; re-reading the partition from its start");
+                        consumer.seek(topic, partition, Offset::Beginning, Duration::from_secs(10))?;
+                        continue;
+                    }
+                }
                 if engine.is_done(topic, partition, offset) {
                     stats.skipped += 1;
                 } else {

@@ -393,3 +393,35 @@ pub fn assert_matches(got: &Value, want: &Reference) -> usize {
     }
     rows
 }
+
+/// Asserts two answer objects are equal; on failure says which queries
+/// differ and by how much (row counts, sum of the last column).
+pub fn assert_same_answers(got: &Value, want: &Value, what: &str) {
+    if got == want {
+        return;
+    }
+    let mut lines = Vec::new();
+    for (k, w) in want.as_object().unwrap() {
+        let g = &got[k];
+        if g != w {
+            let sum = |x: &Value| {
+                x.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|r| r.as_object()?.values().last()?.as_f64())
+                            .sum::<f64>()
+                    })
+                    .unwrap_or(0.0)
+            };
+            let rows = |x: &Value| x.as_array().map_or(0, Vec::len);
+            lines.push(format!(
+                "{k}: got {} rows (sum {}), want {} rows (sum {})",
+                rows(g),
+                sum(g),
+                rows(w),
+                sum(w)
+            ));
+        }
+    }
+    panic!("{what}: answers differ:\n  {}", lines.join("\n  "));
+}
