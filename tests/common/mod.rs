@@ -408,7 +408,7 @@ pub fn assert_same_answers(got: &Value, want: &Value, what: &str) {
                 x.as_array()
                     .map(|a| {
                         a.iter()
-                            .filter_map(|r| r.as_object()?.values().last()?.as_f64())
+                            .filter_map(|r| r.as_object()?.values().next_back()?.as_f64())
                             .sum::<f64>()
                     })
                     .unwrap_or(0.0)
