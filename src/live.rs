@@ -73,12 +73,30 @@ pub struct LiveOptions {
 }
 
 /// Counters of a live run.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LiveStats {
     pub records: u64,
     pub skipped: u64,
     pub dead_letters: u64,
     pub commits: u64,
+    /// End-to-end latency in ms: the record's Kafka timestamp (produce time)
+    /// to the moment the commit that covers it is durable.
+    pub latency_ms: hdrhistogram::Histogram<u64>,
+    /// From the first record consumed to the last.
+    pub active: Duration,
+}
+
+impl Default for LiveStats {
+    fn default() -> Self {
+        LiveStats {
+            records: 0,
+            skipped: 0,
+            dead_letters: 0,
+            commits: 0,
+            latency_ms: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000, 3).expect("valid bounds"),
+            active: Duration::ZERO,
+        }
+    }
 }
 
 /// Logs a recurring Kafka error at most once per interval.
@@ -146,6 +164,18 @@ fn topic_partitions(
     }
 }
 
+/// When a record was produced: the emulator's `pinstream.produced_ms` header
+/// if present, else the Kafka timestamp.
+fn produced_ms(msg: &rdkafka::message::BorrowedMessage<'_>) -> Option<i64> {
+    use rdkafka::message::Headers;
+    let from_header = msg.headers().and_then(|h| {
+        h.iter()
+            .find(|x| x.key == "pinstream.produced_ms")
+            .and_then(|x| std::str::from_utf8(x.value?).ok()?.parse().ok())
+    });
+    from_header.or_else(|| msg.timestamp().to_millis())
+}
+
 /// Whether the state holds every partition up to its high watermark.
 fn caught_up(consumer: &BaseConsumer<KafkaContext>, assigned: &TopicPartitionList, engine: &Engine) -> bool {
     assigned.elements().iter().all(|e| {
@@ -174,7 +204,13 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     cfg.set("group.id", &opts.group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // Latency: don't let a broker hold a fetch for 500 ms (librdkafka's
+        // default) when little is waiting.
+        .set("fetch.wait.max.ms", "50");
+    for (k, v) in opts.kafka.properties.iter().filter(|(k, _)| k == "fetch.wait.max.ms") {
+        cfg.set(k, v); // the user's setting wins
+    }
     let consumer: BaseConsumer<KafkaContext> = cfg.create_with_context(opts.kafka.context())?;
     let mut wanted = topics.clone();
     wanted.push(opts.dlq_topic.clone());
@@ -208,32 +244,43 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     let mut last_commit = Instant::now();
     let mut last_record = Instant::now();
     let mut next_offsets: HashMap<(String, i32), i64> = HashMap::new();
-    let commit =
-        |engine: &mut Engine, next: &mut HashMap<(String, i32), i64>, stats: &mut LiveStats| -> Result<(), LiveError> {
-            dlq.flush(Duration::from_secs(30))?;
-            let f = failed.load(Ordering::Relaxed);
-            if f > 0 {
-                return Err(LiveError::DeadLetters {
-                    topic: opts.dlq_topic.clone(),
-                    failed: f,
-                });
+    // Produce timestamps (ms) of the records in the pending commit.
+    let mut pending_ts: Vec<i64> = Vec::new();
+    let mut first_record: Option<Instant> = None;
+    let commit = |engine: &mut Engine,
+                  next: &mut HashMap<(String, i32), i64>,
+                  stats: &mut LiveStats,
+                  pending_ts: &mut Vec<i64>|
+     -> Result<(), LiveError> {
+        dlq.flush(Duration::from_secs(30))?;
+        let f = failed.load(Ordering::Relaxed);
+        if f > 0 {
+            return Err(LiveError::DeadLetters {
+                topic: opts.dlq_topic.clone(),
+                failed: f,
+            });
+        }
+        engine.sync()?;
+        stats.commits += 1;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        for ts in pending_ts.drain(..) {
+            stats.latency_ms.saturating_record((now_ms - ts).max(0) as u64);
+        }
+        if !next.is_empty() {
+            let mut group = TopicPartitionList::new();
+            for ((t, p), o) in next.drain() {
+                group.add_partition_offset(&t, p, Offset::Offset(o))?;
             }
-            engine.sync()?;
-            stats.commits += 1;
-            if !next.is_empty() {
-                let mut group = TopicPartitionList::new();
-                for ((t, p), o) in next.drain() {
-                    group.add_partition_offset(&t, p, Offset::Offset(o))?;
-                }
-                if let Err(e) = consumer.commit(&group, CommitMode::Async) {
-                    tracing::debug!("group offset commit failed (lag tools only): {e}");
-                }
+            if let Err(e) = consumer.commit(&group, CommitMode::Async) {
+                tracing::debug!("group offset commit failed (lag tools only): {e}");
             }
-            Ok(())
-        };
+        }
+        Ok(())
+    };
 
     while !stop.load(Ordering::Relaxed) {
-        match consumer.poll(Duration::from_millis(100)) {
+        // A short poll keeps commits on schedule (latency = wait for commit).
+        match consumer.poll(Duration::from_millis(20)) {
             Some(Ok(msg)) => {
                 last_record = Instant::now();
                 let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
@@ -295,6 +342,11 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
                         }
                     }
                     engine.mark(topic, partition, offset);
+                    if let Some(ts) = produced_ms(&msg) {
+                        pending_ts.push(ts);
+                    }
+                    first_record.get_or_insert_with(Instant::now);
+                    stats.active = first_record.map(|f| f.elapsed()).unwrap_or_default();
                 }
                 next_offsets.insert((topic.to_string(), partition), offset + 1);
             }
@@ -302,7 +354,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
             None => {}
         }
         if last_commit.elapsed() >= opts.commit_interval && engine.pending() > 0 {
-            commit(&mut engine, &mut next_offsets, &mut stats)?;
+            commit(&mut engine, &mut next_offsets, &mut stats, &mut pending_ts)?;
             last_commit = Instant::now();
         }
         if opts.stop_when_idle.is_some_and(|d| last_record.elapsed() >= d) {
@@ -318,6 +370,6 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
             last_record = Instant::now();
         }
     }
-    commit(&mut engine, &mut next_offsets, &mut stats)?;
+    commit(&mut engine, &mut next_offsets, &mut stats, &mut pending_ts)?;
     Ok((engine, stats))
 }

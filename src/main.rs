@@ -488,12 +488,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let stop = stop_flag()?;
             let (_engine, stats) = live::run(topo, &opts, &stop)?;
+            let secs = stats.active.as_secs_f64().max(1e-9);
+            let h = &stats.latency_ms;
             eprintln!(
                 "stopped: {} records, {} dead letters, {} re-deliveries skipped, {} commits",
                 thousands(stats.records),
                 thousands(stats.dead_letters),
                 thousands(stats.skipped),
                 stats.commits
+            );
+            eprintln!(
+                "stats: records={} active_seconds={:.3} records_per_s={:.0} latency_ms_p50={} latency_ms_p99={} latency_ms_max={} peak_rss_mb={}",
+                stats.records,
+                secs,
+                stats.records as f64 / secs,
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.max(),
+                replay::peak_rss_bytes().unwrap_or(0) >> 20
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -51,9 +52,17 @@ pub fn produce(
             break;
         }
         for ((topic, payload), n) in topics.iter().zip([&d.pin, &d.geo, &d.user]).zip(&partitions) {
+            // Send time in a header: end-to-end latency is measured from it
+            // (some brokers report fetch time as the record timestamp).
+            let sent_ms = chrono::Utc::now().timestamp_millis().to_string();
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "pinstream.produced_ms",
+                value: Some(sent_ms.as_str()),
+            });
             let mut record: BaseRecord<'_, (), str> = BaseRecord::to(topic)
                 .payload(payload.as_str())
-                .partition(rng.gen_range(0..*n));
+                .partition(rng.gen_range(0..*n))
+                .headers(headers);
             loop {
                 match producer.send(record) {
                     Ok(()) => break,

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Live daemon figures against a local tansu broker (started here unless
+# PINSTREAM_BENCH_BROKERS names one):
+#  1. throughput with the producer far ahead: POSTS posts produced first, then
+#     the daemon consumes them (records/s over its active time), next to the
+#     raw rate of a bare rdkafka consumer on the same topics (the ceiling);
+#  2. end-to-end latency (Kafka produce timestamp -> state commit durable),
+#     p50/p99, at a fixed offered load of RATE records/s for SECONDS seconds,
+#     and the daemon's peak RSS.
+#
+#   benches/live.sh [POSTS] [RATE] [SECONDS]   (defaults 100000, 10000, 30)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+POSTS=${1:-100000}; RATE=${2:-10000}; SECONDS_=${3:-30}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pinstream-target}"
+cargo build --release --quiet --bin pinstream --example bare_consumer
+BIN="$CARGO_TARGET_DIR/release/pinstream"; BARE="$CARGO_TARGET_DIR/release/examples/bare_consumer"
+WORK=$(mktemp -d); trap 'kill ${TANSU_PID:-} 2>/dev/null; rm -rf "$WORK"' EXIT
+if [ -z "${PINSTREAM_BENCH_BROKERS:-}" ]; then
+  command -v tansu >/dev/null || { echo "tansu not installed: cargo install tansu --locked --features dynostore,libsql"; exit 1; }
+  PORT=19492
+  (cd "$WORK" && exec tansu broker --listener-url tcp://127.0.0.1:$PORT --advertised-listener-url tcp://127.0.0.1:$PORT \
+     --storage-engine memory://tansu/ >"$WORK/tansu.log" 2>&1) & TANSU_PID=$!
+  for i in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.2; done
+  PINSTREAM_BENCH_BROKERS=127.0.0.1:$PORT
+fi
+B=$PINSTREAM_BENCH_BROKERS
+echo "broker $B; machine $(nproc) cores"
+
+P=tp$$
+"$BIN" emulate --brokers "$B" --prefix $P --posts "$POSTS" --create-topics 3 2>&1 | tail -1
+TOTAL=$("$BIN" emulate --posts "$POSTS" --archive "$WORK/count" 2>&1 | sed 's/.*= \([0-9,]*\) records.*/\1/' | tr -d ,)
+"$BARE" "$B" $P "$TOTAL"
+/usr/bin/time -f 'daemon peak RSS %M kB' "$BIN" run --brokers "$B" --prefix $P --state-dir "$WORK/s1" --stop-when-idle 2 2>&1 | grep -E '^stats:|RSS' | sed 's/^/daemon (producer ahead): /'
+
+P=lt$$
+"$BIN" emulate --brokers "$B" --prefix $P --posts 1 --create-topics 3 >/dev/null 2>&1
+( /usr/bin/time -f 'daemon peak RSS %M kB' "$BIN" run --brokers "$B" --prefix $P --state-dir "$WORK/s2" --commit-interval-ms 1000 2>&1 \
+    | grep -E '^stats:|RSS' | sed "s/^/daemon at $RATE records\/s: /" ) & RUN=$!
+sleep 2
+POSTS2=$(awk -v r="$RATE" -v s="$SECONDS_" 'BEGIN{printf "%d", r*s/3.9}')
+"$BIN" emulate --brokers "$B" --prefix $P --posts "$POSTS2" --rate "$RATE" 2>&1 | tail -1
+sleep 3
+pkill -TERM -f "run --brokers $B --prefix $P " || true
+wait $RUN || true
