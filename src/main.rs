@@ -288,6 +288,23 @@ impl std::fmt::Display for SpecLine<'_> {
     }
 }
 
+/// Opens an existing state dir with its topology (for `answers`, `positions`).
+/// The inner `Err` is an invalid topology's exit code.
+fn open_state(state_dir: &Path, topology: Option<&Path>) -> Result<Result<(Topology, store::Store), ExitCode>> {
+    let topo = match load(topology) {
+        Ok(t) => t,
+        Err(code) => return Ok(Err(code)),
+    };
+    if !replay::is_state_dir(state_dir) {
+        bail!(
+            "{} is not a pinstream state dir (no RocksDB CURRENT file)",
+            state_dir.display()
+        );
+    }
+    let store = store::Store::open(state_dir, &topo)?;
+    Ok(Ok((topo, store)))
+}
+
 fn print_answers(answers: &[(String, Vec<query::Row>)], format: Format) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
@@ -516,17 +533,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             format,
         } => demo(posts, rate, state_dir, format),
         Command::Positions { state_dir, topology } => {
-            let topo = match load(topology.as_deref()) {
-                Ok(t) => t,
+            let (_, store) = match open_state(&state_dir, topology.as_deref())? {
+                Ok(opened) => opened,
                 Err(code) => return Ok(code),
             };
-            if !replay::is_state_dir(&state_dir) {
-                bail!(
-                    "{} is not a pinstream state dir (no RocksDB CURRENT file)",
-                    state_dir.display()
-                );
-            }
-            let store = store::Store::open(&state_dir, &topo)?;
             let mut all: Vec<_> = store.positions()?.into_iter().collect();
             all.sort_by(|a, b| a.0.cmp(&b.0));
             for ((topic, partition), ranges) in all {
@@ -542,17 +552,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             topology,
             format,
         } => {
-            let topo = match load(topology.as_deref()) {
-                Ok(t) => t,
+            let (topo, store) = match open_state(&state_dir, topology.as_deref())? {
+                Ok(opened) => opened,
                 Err(code) => return Ok(code),
             };
-            if !replay::is_state_dir(&state_dir) {
-                bail!(
-                    "{} is not a pinstream state dir (no RocksDB CURRENT file)",
-                    state_dir.display()
-                );
-            }
-            let store = store::Store::open(&state_dir, &topo)?;
             print_answers(&query::answers(&store, &topo)?, format)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -12,7 +12,6 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
-use serde_json::Value;
 
 use common::*;
 
@@ -85,20 +84,6 @@ fn run_until_idle(bs: &str, prefix: &str, state: &str) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "run failed: {err}");
     err
-}
-
-fn answers(state: &str) -> Value {
-    let (out, _) = run(&["answers", "--state-dir", state]);
-    serde_json::from_str(&out).unwrap()
-}
-
-/// The same deliveries, written as an archive and replayed.
-fn replayed(dir: &std::path::Path, posts: u64, seed: u64, prefix: &str) -> Value {
-    let archive = dir.join("archive");
-    emulate(&archive, posts, seed, &["--prefix", prefix]);
-    let got = replay(&archive, &[]);
-    assert_matches(&got, &reference(&archive, prefix));
-    got
 }
 
 #[test]

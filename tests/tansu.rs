@@ -26,10 +26,6 @@ fn brokers() -> Option<String> {
     }
 }
 
-fn answers(state: &str) -> Value {
-    serde_json::from_str(&run(&["answers", "--state-dir", state]).0).unwrap()
-}
-
 fn run_until_caught_up(bs: &str, prefix: &str, state: &str) {
     run(&[
         "run",
@@ -44,14 +40,6 @@ fn run_until_caught_up(bs: &str, prefix: &str, state: &str) {
         "--stop-when-idle",
         "3",
     ]);
-}
-
-fn replayed(dir: &std::path::Path, posts: u64, seed: u64, prefix: &str) -> Value {
-    let archive = dir.join("archive");
-    emulate(&archive, posts, seed, &["--prefix", prefix]);
-    let got = replay(&archive, &[]);
-    assert_matches(&got, &reference(&archive, prefix));
-    got
 }
 
 #[test]

@@ -425,3 +425,18 @@ pub fn assert_same_answers(got: &Value, want: &Value, what: &str) {
     }
     panic!("{what}: answers differ:\n  {}", lines.join("\n  "));
 }
+
+/// The answers held in a state dir (`pinstream answers`).
+pub fn answers(state: &str) -> Value {
+    serde_json::from_str(&run(&["answers", "--state-dir", state]).0).unwrap()
+}
+
+/// The same deliveries the Kafka emulator sends, written as an archive and
+/// replayed; also checked against the reference.
+pub fn replayed(dir: &Path, posts: u64, seed: u64, prefix: &str) -> Value {
+    let archive = dir.join("archive");
+    emulate(&archive, posts, seed, &["--prefix", prefix]);
+    let got = replay(&archive, &[]);
+    assert_matches(&got, &reference(&archive, prefix));
+    got
+}
