@@ -14,6 +14,7 @@
 
 pub mod agg;
 pub mod archive;
+pub mod config;
 pub mod dsl;
 pub mod emulate;
 pub mod engine;

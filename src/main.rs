@@ -150,23 +150,27 @@ enum Command {
     },
     /// Run the topology live on Kafka (consumer group, exactly-once effect on state).
     Run {
+        /// Config file (TOML; see README). Flags and environment variables win over it.
+        #[arg(long, env = "PINSTREAM_CONFIG")]
+        config: Option<PathBuf>,
         /// Kafka bootstrap servers
         #[arg(long, env = "PINSTREAM_BROKERS")]
-        brokers: String,
+        brokers: Option<String>,
         /// Topic prefix: consumes <prefix>.pin, <prefix>.geo, <prefix>.user
         #[arg(long, env = "PINSTREAM_PREFIX")]
-        prefix: String,
-        #[arg(long, env = "PINSTREAM_STATE_DIR", default_value = "./state")]
-        state_dir: PathBuf,
+        prefix: Option<String>,
+        /// State dir [default: ./state]
+        #[arg(long, env = "PINSTREAM_STATE_DIR")]
+        state_dir: Option<PathBuf>,
         #[arg(long, env = "PINSTREAM_TOPOLOGY")]
         topology: Option<PathBuf>,
-        /// Consumer group (offsets are committed there for lag tools)
-        #[arg(long, env = "PINSTREAM_GROUP", default_value = "pinstream")]
-        group: String,
-        /// Commit state (and positions) at least this often, in milliseconds
-        #[arg(long, env = "PINSTREAM_COMMIT_INTERVAL_MS", default_value_t = 1000)]
-        commit_interval_ms: u64,
-        /// Dead-letter topic (default <prefix>.dlq)
+        /// Consumer group (offsets are committed there for lag tools) [default: pinstream]
+        #[arg(long, env = "PINSTREAM_GROUP")]
+        group: Option<String>,
+        /// Commit state (and positions) at least this often, in milliseconds [default: 1000]
+        #[arg(long, env = "PINSTREAM_COMMIT_INTERVAL_MS")]
+        commit_interval_ms: Option<u64>,
+        /// Dead-letter topic [default: <prefix>.dlq]
         #[arg(long, env = "PINSTREAM_DLQ_TOPIC")]
         dlq_topic: Option<String>,
         #[command(flatten)]
@@ -206,11 +210,11 @@ enum AuthKind {
 /// librdkafka settings shared by the Kafka commands.
 #[derive(clap::Args)]
 struct KafkaArgs {
-    /// Authentication
-    #[arg(long, value_enum, env = "PINSTREAM_AUTH", default_value = "properties")]
-    auth: AuthKind,
+    /// Authentication [default: properties]
+    #[arg(long, value_enum, env = "PINSTREAM_AUTH")]
+    auth: Option<AuthKind>,
     /// AWS region of the MSK cluster (with --auth msk-iam)
-    #[arg(long, env = "AWS_REGION", required_if_eq("auth", "msk-iam"))]
+    #[arg(long, env = "AWS_REGION")]
     aws_region: Option<String>,
     /// Any librdkafka property, e.g. security.protocol=SASL_SSL (repeatable; wins over the file)
     #[arg(long = "kafka-config", value_name = "KEY=VALUE")]
@@ -222,9 +226,24 @@ struct KafkaArgs {
 
 impl KafkaArgs {
     fn options(&self, brokers: &str) -> Result<KafkaOptions> {
-        let auth = match (self.auth, &self.aws_region) {
-            (AuthKind::MskIam, Some(region)) => pinstream::kafka::Auth::MskIam { region: region.clone() },
-            (AuthKind::MskIam, None) => bail!("--auth msk-iam needs --aws-region"),
+        self.options_with(brokers, &pinstream::config::DaemonConfig::default())
+    }
+
+    /// Flags and environment over the config file (see `config.rs`).
+    fn options_with(&self, brokers: &str, file: &pinstream::config::DaemonConfig) -> Result<KafkaOptions> {
+        use pinstream::config::pick;
+        let file_auth = match file.auth.as_deref() {
+            None => None,
+            Some("properties") => Some(AuthKind::Properties),
+            Some("msk-iam") => Some(AuthKind::MskIam),
+            Some(other) => bail!("config file: auth = {other:?}: expected \"properties\" or \"msk-iam\""),
+        };
+        let region = pick(self.aws_region.clone(), file.aws_region.clone());
+        let auth = match (pick(self.auth, file_auth).unwrap_or(AuthKind::Properties), region) {
+            (AuthKind::MskIam, Some(region)) => pinstream::kafka::Auth::MskIam { region },
+            (AuthKind::MskIam, None) => {
+                bail!("--auth msk-iam needs --aws-region (or AWS_REGION, or aws_region in the config file)")
+            }
             (AuthKind::Properties, _) => pinstream::kafka::Auth::Properties,
         };
         let mut o = KafkaOptions {
@@ -232,8 +251,10 @@ impl KafkaArgs {
             properties: Vec::new(),
             auth,
         };
-        if let Some(p) = &self.client_properties {
-            o.load_properties_file(p).map_err(anyhow::Error::msg)?;
+        o.properties
+            .extend(file.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(p) = pick(self.client_properties.clone(), file.client_properties.clone()) {
+            o.load_properties_file(&p).map_err(anyhow::Error::msg)?;
         }
         for kv in &self.kafka_config {
             o.add_flag(kv).map_err(anyhow::Error::msg)?;
@@ -478,6 +499,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
+            config,
             brokers,
             prefix,
             state_dir,
@@ -489,17 +511,30 @@ fn run(cli: Cli) -> Result<ExitCode> {
             stop_when_idle,
             cache_keys,
         } => {
+            use pinstream::config::{pick, DaemonConfig};
+            let file = match &config {
+                Some(p) => DaemonConfig::load(p).map_err(anyhow::Error::msg)?,
+                None => DaemonConfig::default(),
+            };
+            let (Some(brokers), Some(prefix)) =
+                (pick(brokers, file.brokers.clone()), pick(prefix, file.prefix.clone()))
+            else {
+                bail!("--brokers and --prefix are required (or PINSTREAM_BROKERS / PINSTREAM_PREFIX, or brokers / prefix in --config)");
+            };
+            let topology = pick(topology, file.topology.clone());
             let topo = match load(topology.as_deref()) {
                 Ok(t) => Arc::new(t),
                 Err(code) => return Ok(code),
             };
             let opts = LiveOptions {
-                kafka: kafka.options(&brokers)?,
-                dlq_topic: dlq_topic.unwrap_or_else(|| format!("{prefix}.dlq")),
+                kafka: kafka.options_with(&brokers, &file)?,
+                dlq_topic: pick(dlq_topic, file.dlq_topic.clone()).unwrap_or_else(|| format!("{prefix}.dlq")),
+                group: pick(group, file.group.clone()).unwrap_or_else(|| "pinstream".into()),
+                state_dir: pick(state_dir, file.state_dir.clone()).unwrap_or_else(|| PathBuf::from("./state")),
+                commit_interval: Duration::from_millis(
+                    pick(commit_interval_ms, file.commit_interval_ms).unwrap_or(1000).max(1),
+                ),
                 prefix,
-                group,
-                state_dir,
-                commit_interval: Duration::from_millis(commit_interval_ms.max(1)),
                 cache_keys,
                 stop_when_idle: stop_when_idle.map(Duration::from_secs_f64),
             };

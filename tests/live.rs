@@ -300,3 +300,58 @@ fn an_unknown_topic_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("topic `nosuch.pin` does not exist"), "{err}");
 }
+
+#[test]
+fn config_file_supplies_settings_and_flags_win_over_it() {
+    let prefix = "live6";
+    let mock = cluster(prefix);
+    let bs = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    run(&[
+        "emulate",
+        "--brokers",
+        &bs,
+        "--prefix",
+        prefix,
+        "--posts",
+        "400",
+        "--seed",
+        "3",
+    ]);
+    let state = dir.path().join("from-file");
+    let config = dir.path().join("pinstream.toml");
+    let text = format!(
+        "brokers = \"{bs}\"\nprefix = \"not-this-one\"\nstate_dir = \"{}\"\ncommit_interval_ms = 250\n[kafka]\n\"client.id\" = \"cfg-test\"\n",
+        state.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    // --prefix on the command line wins over the file's prefix.
+    let out = Command::new(bin())
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--prefix",
+            prefix,
+            "--stop-when-idle",
+            "3",
+        ])
+        .env_remove("PINSTREAM_PREFIX")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same_answers(
+        &answers(state.to_str().unwrap()),
+        &replayed(dir.path(), 400, 3, prefix),
+        "config file run",
+    );
+
+    std::fs::write(&config, "brokerz = \"x\"\n").unwrap();
+    let out = Command::new(bin())
+        .args(["run", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("brokerz"), "{err}");
+}
