@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::ClientConfig;
 
 use common::*;
@@ -92,17 +92,7 @@ fn live_answers_equal_the_replay_of_the_same_deliveries() {
     let mock = cluster(prefix);
     let bs = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    run(&[
-        "emulate",
-        "--brokers",
-        &bs,
-        "--prefix",
-        prefix,
-        "--posts",
-        "1500",
-        "--seed",
-        "4",
-    ]);
+    emulate_to_kafka(&bs, prefix, 1500, 4, &[]);
     let state = dir.path().join("state").display().to_string();
     let err = run_until_idle(&bs, prefix, &state);
     assert!(err.contains("0 dead letters"), "{err}");
@@ -117,17 +107,7 @@ fn sigkill_at_random_points_loses_nothing_and_counts_nothing_twice() {
     let bs = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let posts = 20_000;
-    run(&[
-        "emulate",
-        "--brokers",
-        &bs,
-        "--prefix",
-        prefix,
-        "--posts",
-        &posts.to_string(),
-        "--seed",
-        "8",
-    ]);
+    emulate_to_kafka(&bs, prefix, posts, 8, &[]);
     let want = replayed(dir.path(), posts, 8, prefix);
     let state = dir.path().join("state").display().to_string();
     // Kill at varied points (fixed, so a failure reproduces), and check that
@@ -158,17 +138,7 @@ fn sigterm_commits_and_exits_zero_within_seconds() {
     let mock = cluster(prefix);
     let bs = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    run(&[
-        "emulate",
-        "--brokers",
-        &bs,
-        "--prefix",
-        prefix,
-        "--posts",
-        "800",
-        "--seed",
-        "2",
-    ]);
+    emulate_to_kafka(&bs, prefix, 800, 2, &[]);
     let state = dir.path().join("state").display().to_string();
     let mut child = spawn_run(&bs, prefix, &state, &[]);
     std::thread::sleep(Duration::from_secs(3));
@@ -190,31 +160,9 @@ fn bad_records_go_to_the_dead_letter_topic_with_reason_and_origin() {
     let mock = cluster(prefix);
     let bs = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    run(&[
-        "emulate",
-        "--brokers",
-        &bs,
-        "--prefix",
-        prefix,
-        "--posts",
-        "300",
-        "--seed",
-        "6",
-    ]);
-    let producer: ThreadedProducer<DefaultProducerContext> =
-        ClientConfig::new().set("bootstrap.servers", &bs).create().unwrap();
+    emulate_to_kafka(&bs, prefix, 300, 6, &[]);
     let bad = ["{\"ind\": 1, \"country\": ", "[1]", "{\"country\": \"Chad\"}"];
-    for b in bad {
-        producer
-            .send(
-                BaseRecord::<(), str>::to(&format!("{prefix}.geo"))
-                    .payload(b)
-                    .partition(1),
-            )
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
+    produce_raw(&bs, &format!("{prefix}.geo"), 1, &bad);
     let state = dir.path().join("state").display().to_string();
     let err = run_until_idle(&bs, prefix, &state);
     assert!(err.contains("3 dead letters"), "{err}");
@@ -267,17 +215,7 @@ fn broker_down_mid_run_loses_nothing() {
     let mock = cluster(prefix);
     let bs = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    run(&[
-        "emulate",
-        "--brokers",
-        &bs,
-        "--prefix",
-        prefix,
-        "--posts",
-        "3000",
-        "--seed",
-        "12",
-    ]);
+    emulate_to_kafka(&bs, prefix, 3000, 12, &[]);
     let state = dir.path().join("state").display().to_string();
     let child = spawn_run(&bs, prefix, &state, &["--stop-when-idle", "8"]);
     std::thread::sleep(Duration::from_millis(400));
@@ -307,17 +245,7 @@ fn config_file_supplies_settings_and_flags_win_over_it() {
     let mock = cluster(prefix);
     let bs = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    run(&[
-        "emulate",
-        "--brokers",
-        &bs,
-        "--prefix",
-        prefix,
-        "--posts",
-        "400",
-        "--seed",
-        "3",
-    ]);
+    emulate_to_kafka(&bs, prefix, 400, 3, &[]);
     let state = dir.path().join("from-file");
     let config = dir.path().join("pinstream.toml");
     let text = format!(

@@ -48,19 +48,7 @@ fn tansu_live_answers_equal_replay_and_survive_sigkill() {
     let prefix = format!("t{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let posts = 3000;
-    run(&[
-        "emulate",
-        "--brokers",
-        &bs,
-        "--prefix",
-        &prefix,
-        "--posts",
-        &posts.to_string(),
-        "--seed",
-        "31",
-        "--create-topics",
-        "3",
-    ]);
+    emulate_to_kafka(&bs, &prefix, posts, 31, &["--create-topics", "3"]);
     let want = replayed(dir.path(), posts, 31, &prefix);
 
     // One uninterrupted run.
@@ -119,37 +107,13 @@ fn tansu_dead_letters_reach_the_dlq_topic() {
     let Some(bs) = brokers() else { return };
     let prefix = format!("d{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    run(&[
-        "emulate",
-        "--brokers",
+    emulate_to_kafka(&bs, &prefix, 200, 5, &["--create-topics", "3"]);
+    produce_raw(
         &bs,
-        "--prefix",
-        &prefix,
-        "--posts",
-        "200",
-        "--seed",
-        "5",
-        "--create-topics",
-        "3",
-    ]);
-    // Bad records through the same binary: a topology-less `clean` cannot
-    // produce, so write them with the emulator's producer path via rdkafka.
-    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &bs)
-        .create()
-        .unwrap();
-    for bad in ["{\"ind\": ", "{\"country\": \"Chad\"}"] {
-        producer
-            .send(
-                BaseRecord::<(), str>::to(&format!("{prefix}.geo"))
-                    .payload(bad)
-                    .partition(0),
-            )
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
+        &format!("{prefix}.geo"),
+        0,
+        &["{\"ind\": ", "{\"country\": \"Chad\"}"],
+    );
     let state = dir.path().join("state").display().to_string();
     let (_, err) = run(&[
         "run",

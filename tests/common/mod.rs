@@ -440,3 +440,37 @@ pub fn replayed(dir: &Path, posts: u64, seed: u64, prefix: &str) -> Value {
     assert_matches(&got, &reference(&archive, prefix));
     got
 }
+
+/// `pinstream emulate --brokers BS --prefix P --posts N --seed S [extra]`.
+pub fn emulate_to_kafka(bs: &str, prefix: &str, posts: u64, seed: u64, extra: &[&str]) {
+    let (posts, seed) = (posts.to_string(), seed.to_string());
+    let mut args = vec![
+        "emulate",
+        "--brokers",
+        bs,
+        "--prefix",
+        prefix,
+        "--posts",
+        &posts,
+        "--seed",
+        &seed,
+    ];
+    args.extend(extra);
+    run(&args);
+}
+
+/// Produces raw payloads (e.g. bad records) to one partition of a topic.
+pub fn produce_raw(bs: &str, topic: &str, partition: i32, payloads: &[&str]) {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .create()
+        .unwrap();
+    for p in payloads {
+        producer
+            .send(BaseRecord::<(), str>::to(topic).payload(*p).partition(partition))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+    producer.flush(std::time::Duration::from_secs(10)).unwrap();
+}
