@@ -82,6 +82,10 @@ pub struct LiveStats {
     /// End-to-end latency in ms: the record's Kafka timestamp (produce time)
     /// to the moment the commit that covers it is durable.
     pub latency_ms: hdrhistogram::Histogram<u64>,
+    /// Produce time to the moment the daemon polled the record, in ms.
+    pub transit_ms: hdrhistogram::Histogram<u64>,
+    /// Wall time of each commit (dead-letter flush + durable state write), µs.
+    pub commit_us: hdrhistogram::Histogram<u64>,
     /// From the first record consumed to the last.
     pub active: Duration,
 }
@@ -94,6 +98,8 @@ impl Default for LiveStats {
             dead_letters: 0,
             commits: 0,
             latency_ms: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000, 3).expect("valid bounds"),
+            transit_ms: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000, 3).expect("valid bounds"),
+            commit_us: hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds"),
             active: Duration::ZERO,
         }
     }
@@ -206,9 +212,20 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         // Latency: don't let a broker hold a fetch for 500 ms (librdkafka's
-        // default) when little is waiting.
-        .set("fetch.wait.max.ms", "50");
-    for (k, v) in opts.kafka.properties.iter().filter(|(k, _)| k == "fetch.wait.max.ms") {
+        // default) when little is waiting. Some brokers (tansu) hold every
+        // fetch for the whole wait even when records are there, so this is
+        // the floor of produce-to-state latency: 10 ms measured p99 transit
+        // 41-74 ms at 10k records/s against tansu, 109 ms with 50.
+        .set("fetch.wait.max.ms", "10")
+        // Throughput with short fetches: keep more prefetched (still capped
+        // by queued.max.messages.kbytes): 190k -> 240k records/s measured.
+        .set("queued.min.messages", "1000000");
+    for (k, v) in opts
+        .kafka
+        .properties
+        .iter()
+        .filter(|(k, _)| k == "fetch.wait.max.ms" || k == "queued.min.messages")
+    {
         cfg.set(k, v); // the user's setting wins
     }
     let consumer: BaseConsumer<KafkaContext> = cfg.create_with_context(opts.kafka.context())?;
@@ -252,6 +269,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
                   stats: &mut LiveStats,
                   pending_ts: &mut Vec<i64>|
      -> Result<(), LiveError> {
+        let started = Instant::now();
         dlq.flush(Duration::from_secs(30))?;
         let f = failed.load(Ordering::Relaxed);
         if f > 0 {
@@ -262,6 +280,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
         }
         engine.sync()?;
         stats.commits += 1;
+        stats.commit_us.saturating_record(started.elapsed().as_micros() as u64);
         let now_ms = chrono::Utc::now().timestamp_millis();
         for ts in pending_ts.drain(..) {
             stats.latency_ms.saturating_record((now_ms - ts).max(0) as u64);
@@ -343,6 +362,8 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
                     }
                     engine.mark(topic, partition, offset);
                     if let Some(ts) = produced_ms(&msg) {
+                        let now_ms = chrono::Utc::now().timestamp_millis();
+                        stats.transit_ms.saturating_record((now_ms - ts).max(0) as u64);
                         pending_ts.push(ts);
                     }
                     first_record.get_or_insert_with(Instant::now);

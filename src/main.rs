@@ -550,13 +550,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 stats.commits
             );
             eprintln!(
-                "stats: records={} active_seconds={:.3} records_per_s={:.0} latency_ms_p50={} latency_ms_p99={} latency_ms_max={} peak_rss_mb={}",
+                "stats: records={} active_seconds={:.3} records_per_s={:.0} latency_ms_p50={} latency_ms_p99={} latency_ms_max={} transit_ms_p50={} transit_ms_p99={} commit_ms_p50={} commit_ms_p99={} peak_rss_mb={}",
                 stats.records,
                 secs,
                 stats.records as f64 / secs,
                 h.value_at_quantile(0.5),
                 h.value_at_quantile(0.99),
                 h.max(),
+                stats.transit_ms.value_at_quantile(0.5),
+                stats.transit_ms.value_at_quantile(0.99),
+                stats.commit_us.value_at_quantile(0.5) / 1000,
+                stats.commit_us.value_at_quantile(0.99) / 1000,
                 replay::peak_rss_bytes().unwrap_or(0) >> 20
             );
             Ok(ExitCode::SUCCESS)
