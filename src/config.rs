@@ -14,6 +14,8 @@
 //! commit_interval_ms = 1000
 //! auth = "msk-iam"
 //! aws_region = "us-east-1"
+//! http = "127.0.0.1:8082"      # or "off"
+//! http_token = "s3cret"        # bearer token for write routes and /metrics
 //!
 //! [kafka]
 //! "client.id" = "pinstream-1"
@@ -48,6 +50,16 @@ pub struct DaemonConfig {
     pub aws_region: Option<String>,
     /// A Java-style `client.properties` file.
     pub client_properties: Option<PathBuf>,
+    /// HTTP API address `ADDR:PORT`, or `off` (default 127.0.0.1:8082).
+    pub http: Option<String>,
+    /// Bearer token required on the HTTP write routes and /metrics.
+    pub http_token: Option<String>,
+    /// Largest HTTP request body, in bytes (default 4 MiB).
+    pub http_body_limit: Option<usize>,
+    /// HTTP request timeout in milliseconds (default 30000).
+    pub http_timeout_ms: Option<u64>,
+    /// HTTP requests in flight at once (default 512).
+    pub http_concurrency: Option<usize>,
     /// librdkafka properties.
     #[serde(default)]
     pub kafka: BTreeMap<String, String>,

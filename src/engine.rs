@@ -95,6 +95,11 @@ impl Engine {
         &self.store
     }
 
+    /// The store, shared with readers on other threads (HTTP queries).
+    pub fn shared_store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
     pub fn positions(&self) -> &Positions {
         &self.positions
     }

@@ -80,6 +80,9 @@ pub struct KafkaContext {
     pub auth: Auth,
     /// Producer deliveries that failed (dead letters must not be lost).
     pub failed: Arc<AtomicU64>,
+    /// Where librdkafka's statistics (consumer lag per partition) go, when
+    /// `statistics.interval.ms` is set.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl ClientContext for KafkaContext {
@@ -98,6 +101,20 @@ impl ClientContext for KafkaContext {
             principal_name: String::new(),
             lifetime_ms,
         })
+    }
+
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let Some(m) = &self.metrics else { return };
+        for (topic, t) in &statistics.topics {
+            for (p, part) in &t.partitions {
+                // -1 is librdkafka's internal UA partition; lag -1 = unknown.
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    m.consumer_lag
+                        .with_label_values(&[topic, &p.to_string()])
+                        .set(part.consumer_lag);
+                }
+            }
+        }
     }
 }
 

@@ -28,6 +28,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::engine::Engine;
 use crate::kafka::{KafkaContext, KafkaOptions};
+use crate::live_handle::{BatchCounts, LiveHandle};
 use crate::pipeline::prepare;
 use crate::store::{Durability, StoreError};
 use crate::topology::Topology;
@@ -70,6 +71,8 @@ pub struct LiveOptions {
     pub cache_keys: usize,
     /// Stop (and exit 0) after this long without a new record.
     pub stop_when_idle: Option<Duration>,
+    /// Shared with the HTTP server: store, readiness, metrics.
+    pub handle: Option<Arc<LiveHandle>>,
 }
 
 /// Counters of a live run.
@@ -202,6 +205,10 @@ fn caught_up(consumer: &BaseConsumer<KafkaContext>, assigned: &TopicPartitionLis
 /// Runs until `stop` is set (or the idle limit passes); commits on the way out.
 pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result<(Engine, LiveStats), LiveError> {
     let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, Durability::Wal)?;
+    let handle = opts.handle.clone();
+    if let Some(h) = &handle {
+        h.set_store(engine.shared_store());
+    }
     let topics: Vec<String> = topo.sources.iter().map(|s| s.topic_for(&opts.prefix)).collect();
     let source_of: HashMap<&str, usize> = topics.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
     tracing::info!("kafka: {}", opts.kafka.describe());
@@ -228,7 +235,13 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     {
         cfg.set(k, v); // the user's setting wins
     }
-    let consumer: BaseConsumer<KafkaContext> = cfg.create_with_context(opts.kafka.context())?;
+    let mut context = opts.kafka.context();
+    if let Some(h) = &handle {
+        // Consumer lag per partition comes from librdkafka's statistics.
+        cfg.set("statistics.interval.ms", "1000");
+        context.metrics = Some(h.metrics.clone());
+    }
+    let consumer: BaseConsumer<KafkaContext> = cfg.create_with_context(context)?;
     let mut wanted = topics.clone();
     wanted.push(opts.dlq_topic.clone());
     let parts = topic_partitions(&consumer, &opts.kafka.brokers, &wanted, stop)?;
@@ -250,6 +263,9 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
         tpl.add_partition_offset(t, *p, offset)?;
     }
     consumer.assign(&tpl)?;
+    if let Some(h) = &handle {
+        h.set_ready(true);
+    }
     tracing::info!("consuming {} partitions of {}", tpl.count(), topics.join(", "));
 
     let dlq_ctx = opts.kafka.context();
@@ -264,10 +280,12 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     // Produce timestamps (ms) of the records in the pending commit.
     let mut pending_ts: Vec<i64> = Vec::new();
     let mut first_record: Option<Instant> = None;
+    let mut batch = BatchCounts::new(topics.len());
     let commit = |engine: &mut Engine,
                   next: &mut HashMap<(String, i32), i64>,
                   stats: &mut LiveStats,
-                  pending_ts: &mut Vec<i64>|
+                  pending_ts: &mut Vec<i64>,
+                  batch: &mut BatchCounts|
      -> Result<(), LiveError> {
         let started = Instant::now();
         dlq.flush(Duration::from_secs(30))?;
@@ -282,8 +300,18 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
         stats.commits += 1;
         stats.commit_us.saturating_record(started.elapsed().as_micros() as u64);
         let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut batch_us = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
         for ts in pending_ts.drain(..) {
-            stats.latency_ms.saturating_record((now_ms - ts).max(0) as u64);
+            let ms = (now_ms - ts).max(0) as u64;
+            stats.latency_ms.saturating_record(ms);
+            batch_us.saturating_record((ms * 1000).max(1));
+        }
+        if let Some(h) = &handle {
+            let m = &h.metrics;
+            m.commit_duration.record_us(started.elapsed().as_micros() as u64);
+            m.end_to_end_latency.add(&batch_us);
+            batch.flush(m, &topics, &engine.stats);
+            m.state_bytes.set(engine.store().size_bytes() as i64);
         }
         if !next.is_empty() {
             let mut group = TopicPartitionList::new();
@@ -316,8 +344,10 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
                         continue;
                     }
                 }
+                batch.consumed[src] += 1;
                 if engine.is_done(topic, partition, offset) {
                     stats.skipped += 1;
+                    batch.skipped[src] += 1;
                 } else {
                     stats.records += 1;
                     let payload = msg.payload().unwrap_or_default();
@@ -325,6 +355,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
                         Ok(p) => engine.process(src, &p.key, p.row)?,
                         Err(reason) => {
                             stats.dead_letters += 1;
+                            batch.dead[src] += 1;
                             let (ps, os) = (partition.to_string(), offset.to_string());
                             let headers = OwnedHeaders::new()
                                 .insert(Header {
@@ -375,7 +406,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
             None => {}
         }
         if last_commit.elapsed() >= opts.commit_interval && engine.pending() > 0 {
-            commit(&mut engine, &mut next_offsets, &mut stats, &mut pending_ts)?;
+            commit(&mut engine, &mut next_offsets, &mut stats, &mut pending_ts, &mut batch)?;
             last_commit = Instant::now();
         }
         if opts.stop_when_idle.is_some_and(|d| last_record.elapsed() >= d) {
@@ -391,6 +422,9 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
             last_record = Instant::now();
         }
     }
-    commit(&mut engine, &mut next_offsets, &mut stats, &mut pending_ts)?;
+    commit(&mut engine, &mut next_offsets, &mut stats, &mut pending_ts, &mut batch)?;
+    if let Some(h) = &handle {
+        h.set_ready(false);
+    }
     Ok((engine, stats))
 }

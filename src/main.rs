@@ -12,8 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pinstream::emulate::{ArchiveWriter, Compression, Emulator, Layout, WriterOptions, TOPICS};
+use pinstream::http;
 use pinstream::kafka::KafkaOptions;
 use pinstream::live::{self, LiveOptions};
+use pinstream::live_handle::LiveHandle;
+use pinstream::metrics::Metrics;
 use pinstream::pipeline::{clean, DeadLetterSink, DiscardDeadLetters, FileDeadLetters};
 use pinstream::replay::{self, ReplayOptions};
 use pinstream::topology::Topology;
@@ -114,16 +117,26 @@ enum Command {
         #[arg(long, required_unless_present = "forever")]
         posts: Option<u64>,
         /// Output archive directory
-        #[arg(long, required_unless_present = "brokers", conflicts_with = "brokers")]
+        #[arg(long, required_unless_present_any = ["brokers", "http"], conflicts_with_all = ["brokers", "http"])]
         archive: Option<PathBuf>,
+        /// Send over HTTP as the seeds' scripts did, to this base URL (e.g. http://127.0.0.1:8082):
+        /// REST Proxy POSTs, or Kinesis-style PUTs with --kinesis
+        #[arg(long, conflicts_with = "brokers")]
+        http: Option<String>,
+        /// HTTP: PUT /streams/streaming-<prefix>-pin|geo|user/record instead of POST /topics/<topic>
+        #[arg(long, requires = "http")]
+        kinesis: bool,
+        /// HTTP: bearer token to send
+        #[arg(long, env = "PINSTREAM_HTTP_TOKEN", hide_env_values = true, requires = "http")]
+        http_token: Option<String>,
         /// Kafka bootstrap servers: produce to <prefix>.pin|geo|user instead
         #[arg(long, env = "PINSTREAM_BROKERS")]
         brokers: Option<String>,
         /// Kafka: records per second (0 = as fast as possible)
         #[arg(long, default_value_t = 0.0)]
         rate: f64,
-        /// Kafka: keep producing until interrupted
-        #[arg(long, requires = "brokers")]
+        /// Kafka or HTTP: keep producing until interrupted
+        #[arg(long)]
         forever: bool,
         /// Kafka: create the topics (and <prefix>.dlq) with this many partitions if missing
         #[arg(long)]
@@ -180,6 +193,8 @@ enum Command {
         stop_when_idle: Option<f64>,
         #[arg(long, default_value_t = engine::DEFAULT_CACHE_KEYS)]
         cache_keys: usize,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Everything in one process, no external services: an in-process Kafka
     /// mock cluster, the emulator producing into it, and the daemon; prints
@@ -196,6 +211,8 @@ enum Command {
         state_dir: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        #[command(flatten)]
+        http: HttpArgs,
     },
 }
 
@@ -205,6 +222,73 @@ enum AuthKind {
     Properties,
     /// MSK IAM: SASL_SSL + OAUTHBEARER, tokens from the AWS credentials chain
     MskIam,
+}
+
+/// The HTTP API of `run` and `demo`.
+#[derive(clap::Args)]
+struct HttpArgs {
+    /// HTTP API address ADDR:PORT, or `off` [default: 127.0.0.1:8082]
+    #[arg(long, env = "PINSTREAM_HTTP")]
+    http: Option<String>,
+    /// Bearer token required on the write routes (ingest) and /metrics
+    #[arg(long, env = "PINSTREAM_HTTP_TOKEN", hide_env_values = true)]
+    http_token: Option<String>,
+    /// Largest request body in bytes [default: 4194304]
+    #[arg(long, env = "PINSTREAM_HTTP_BODY_LIMIT")]
+    http_body_limit: Option<usize>,
+    /// Request timeout in milliseconds [default: 30000]
+    #[arg(long, env = "PINSTREAM_HTTP_TIMEOUT_MS")]
+    http_timeout_ms: Option<u64>,
+    /// Requests in flight at once [default: 512]
+    #[arg(long, env = "PINSTREAM_HTTP_CONCURRENCY")]
+    http_concurrency: Option<usize>,
+}
+
+impl HttpArgs {
+    /// The server settings, or None for `--http off`.
+    fn options(self, file: &pinstream::config::DaemonConfig) -> Result<Option<http::HttpOptions>> {
+        use pinstream::config::pick;
+        let defaults = http::HttpOptions::default();
+        let addr = pick(self.http, file.http.clone()).unwrap_or_else(|| defaults.addr.to_string());
+        if addr == "off" {
+            return Ok(None);
+        }
+        let addr = addr
+            .parse()
+            .with_context(|| format!("--http {addr}: expected ADDR:PORT (e.g. 127.0.0.1:8082) or off"))?;
+        Ok(Some(http::HttpOptions {
+            addr,
+            token: pick(self.http_token, file.http_token.clone()).filter(|t| !t.is_empty()),
+            body_limit: pick(self.http_body_limit, file.http_body_limit).unwrap_or(defaults.body_limit),
+            timeout: pick(self.http_timeout_ms, file.http_timeout_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.timeout),
+            concurrency: pick(self.http_concurrency, file.http_concurrency).unwrap_or(defaults.concurrency),
+        }))
+    }
+}
+
+/// Starts the HTTP API next to a live loop (None for `--http off`).
+fn start_http(
+    opts: Option<http::HttpOptions>,
+    topo: &Arc<Topology>,
+    handle: &Arc<LiveHandle>,
+    kafka: &KafkaOptions,
+) -> Result<Option<http::Server>> {
+    let Some(opts) = opts else { return Ok(None) };
+    let ingest = http::Ingest::new(kafka).context("creating the ingest producer")?;
+    let app = http::router(topo.clone(), handle.clone(), Some(ingest), &opts);
+    let server = http::Server::start(app, &opts).with_context(|| format!("HTTP API on {}", opts.addr))?;
+    eprintln!(
+        "http: listening on http://{} (queries /v1/queries, ingest /topics/<topic>, /metrics, /openapi.json){}",
+        server.addr(),
+        if opts.token.is_some() {
+            "; bearer token required on write routes and /metrics"
+        } else {
+            ""
+        }
+    );
+    Ok(Some(server))
 }
 
 /// librdkafka settings shared by the Kafka commands.
@@ -435,6 +519,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             forever,
             create_topics,
             kafka,
+            http,
+            kinesis,
+            http_token,
             seed,
             prefix,
             partitions,
@@ -448,6 +535,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             let started = std::time::Instant::now();
             let em = Emulator::new(seed);
+            if let Some(url) = http {
+                let target = pinstream::emulate::http::HttpTarget {
+                    url: url.clone(),
+                    kinesis,
+                    token: http_token,
+                };
+                let stop = stop_flag()?;
+                let posts = if forever { None } else { posts };
+                let sent = pinstream::emulate::http::post(&em, &target, &prefix, posts, rate, resend_rate, &stop)?;
+                eprintln!(
+                    "sent {} records to {url} ({}, {:.1} s)",
+                    thousands(sent),
+                    if kinesis {
+                        "Kinesis-style PUTs"
+                    } else {
+                        "REST Proxy POSTs"
+                    },
+                    started.elapsed().as_secs_f64()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             if let Some(brokers) = brokers {
                 let opts = kafka.options(&brokers)?;
                 let mut topics: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}.{t}")).collect();
@@ -510,6 +618,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             kafka,
             stop_when_idle,
             cache_keys,
+            http,
         } => {
             use pinstream::config::{pick, DaemonConfig};
             let file = match &config {
@@ -537,9 +646,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 prefix,
                 cache_keys,
                 stop_when_idle: stop_when_idle.map(Duration::from_secs_f64),
+                handle: Some(Arc::new(LiveHandle::new(Arc::new(Metrics::new())))),
             };
             let stop = stop_flag()?;
-            let (_engine, stats) = live::run(topo, &opts, &stop)?;
+            let handle = opts.handle.clone().expect("set above");
+            let server = start_http(http.options(&file)?, &topo, &handle, &opts.kafka)?;
+            let result = live::run(topo, &opts, &stop);
+            if let Some(s) = server {
+                s.stop();
+            }
+            let (_engine, stats) = result?;
             let secs = stats.active.as_secs_f64().max(1e-9);
             let h = &stats.latency_ms;
             eprintln!(
@@ -570,7 +686,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             rate,
             state_dir,
             format,
-        } => demo(posts, rate, state_dir, format),
+            http,
+        } => demo(posts, rate, state_dir, format, http),
         Command::Positions { state_dir, topology } => {
             let (_, store) = match open_state(&state_dir, topology.as_deref())? {
                 Ok(opened) => opened,
@@ -724,7 +841,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// `pinstream demo`: mock cluster + emulator thread + daemon in one process.
-fn demo(posts: Option<u64>, rate: f64, state_dir: Option<PathBuf>, format: Format) -> Result<ExitCode> {
+fn demo(posts: Option<u64>, rate: f64, state_dir: Option<PathBuf>, format: Format, http: HttpArgs) -> Result<ExitCode> {
     let topo = Arc::new(pinstream::load_topology(pinstream::PINTEREST_TOPOLOGY).map_err(|e| anyhow::anyhow!("{e:?}"))?);
     let mock = rdkafka::mocking::MockCluster::new(1).context("starting the in-process Kafka mock cluster")?;
     let prefix = DEFAULT_PREFIX;
@@ -751,7 +868,15 @@ fn demo(posts: Option<u64>, rate: f64, state_dir: Option<PathBuf>, format: Forma
         cache_keys: engine::DEFAULT_CACHE_KEYS,
         // With --posts: stop once everything produced has been consumed.
         stop_when_idle: posts.map(|_| Duration::from_secs(3)),
+        handle: Some(Arc::new(LiveHandle::new(Arc::new(Metrics::new())))),
     };
+    let handle = opts.handle.clone().expect("set above");
+    let server = start_http(
+        http.options(&pinstream::config::DaemonConfig::default())?,
+        &topo,
+        &handle,
+        &kafka,
+    )?;
     let (engine, stats) = std::thread::scope(|scope| -> Result<_> {
         let (stop, kafka) = (&stop, &kafka);
         let producer = scope.spawn(move || {
@@ -765,6 +890,9 @@ fn demo(posts: Option<u64>, rate: f64, state_dir: Option<PathBuf>, format: Forma
         eprintln!("demo: produced {} records", thousands(sent));
         Ok(result?)
     })?;
+    if let Some(s) = server {
+        s.stop();
+    }
     eprintln!(
         "demo: consumed {} records, {} dead letters, {} commits",
         thousands(stats.records),

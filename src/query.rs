@@ -100,6 +100,17 @@ fn number(x: f64) -> Value {
 
 /// The aggregate's rows (all columns), sorted by key columns.
 pub fn aggregate_rows(store: &Store, agg: &Aggregate, range: TimeRange, q: f64) -> Result<Vec<Vec<Value>>, StoreError> {
+    aggregate_rows_at(store, agg, range, &[q])
+}
+
+/// Like [`aggregate_rows`], with one value column per quantile in `qs`
+/// (quantile aggregates; others ignore `qs`), all from one read.
+pub fn aggregate_rows_at(
+    store: &Store,
+    agg: &Aggregate,
+    range: TimeRange,
+    qs: &[f64],
+) -> Result<Vec<Vec<Value>>, StoreError> {
     let g = agg.group_by.len();
     let tuple =
         |k: &[u8]| decode_key_tuple(k).ok_or_else(|| corrupt(store, format!("key of {:?} does not decode", agg.name)));
@@ -107,9 +118,10 @@ pub fn aggregate_rows(store: &Store, agg: &Aggregate, range: TimeRange, q: f64) 
     match read_merged(store, agg, range)? {
         Merged::Digests(m) => {
             for (k, d) in m {
-                if let Some(x) = d.quantile(q) {
+                let values: Option<Vec<Value>> = qs.iter().map(|&q| d.quantile(q).map(number)).collect();
+                if let Some(values) = values {
                     let mut row = tuple(&k)?;
-                    row.push(number(x));
+                    row.extend(values);
                     rows.push(row);
                 }
             }

@@ -118,6 +118,9 @@ pub struct Store {
     db: DB,
     path: PathBuf,
     durability: Durability,
+    /// Bumped after every write batch: readers (the HTTP query cache) know
+    /// whether what they computed is still the committed state.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -177,6 +180,7 @@ impl Store {
             db,
             path: path.to_path_buf(),
             durability,
+            generation: std::sync::atomic::AtomicU64::new(0),
         };
         let meta = store.cf(META)?;
         match store.db.get_cf(meta, b"fingerprint").map_err(rocks)? {
@@ -235,7 +239,15 @@ impl Store {
     pub fn write(&self, batch: WriteBatch) -> Result<(), StoreError> {
         let mut opts = rocksdb::WriteOptions::default();
         opts.disable_wal(self.durability != Durability::Wal);
-        self.db.write_opt(batch, &opts).map_err(|e| self.rocks(e))
+        self.db.write_opt(batch, &opts).map_err(|e| self.rocks(e))?;
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// How many write batches this process has applied; a reader that saw
+    /// the same generation before and after its read saw one commit's state.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Stores positions into a batch.

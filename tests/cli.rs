@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::process::Command;
-
 fn pinstream(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     use std::io::Write;
-    let mut child = Command::new(common::bin())
+    let mut child = common::cmd()
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

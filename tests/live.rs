@@ -32,7 +32,7 @@ fn cluster(prefix: &str) -> MockCluster<'static, DefaultProducerContext> {
 }
 
 fn spawn_run(bs: &str, prefix: &str, state: &str, extra: &[&str]) -> Child {
-    Command::new(bin())
+    cmd()
         .args([
             "run",
             "--brokers",
@@ -254,7 +254,7 @@ fn config_file_supplies_settings_and_flags_win_over_it() {
     );
     std::fs::write(&config, text).unwrap();
     // --prefix on the command line wins over the file's prefix.
-    let out = Command::new(bin())
+    let out = cmd()
         .args([
             "run",
             "--config",
@@ -275,7 +275,7 @@ fn config_file_supplies_settings_and_flags_win_over_it() {
     );
 
     std::fs::write(&config, "brokerz = \"x\"\n").unwrap();
-    let out = Command::new(bin())
+    let out = cmd()
         .args(["run", "--config", config.to_str().unwrap()])
         .output()
         .unwrap();

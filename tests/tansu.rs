@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -59,7 +59,7 @@ fn tansu_live_answers_equal_replay_and_survive_sigkill() {
     // A run killed with SIGKILL at several points, then finished.
     let state = dir.path().join("killed").display().to_string();
     for ms in [300u64, 700, 200] {
-        let mut child = Command::new(bin())
+        let mut child = cmd()
             .args([
                 "run",
                 "--brokers",
@@ -134,7 +134,7 @@ fn tansu_dead_letters_reach_the_dlq_topic() {
 fn tansu_unknown_topic_is_a_clear_error() {
     let Some(bs) = brokers() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin())
+    let out = cmd()
         .args([
             "run",
             "--brokers",

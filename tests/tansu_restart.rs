@@ -91,7 +91,7 @@ fn tansu_broker_stopped_and_restarted_mid_run_loses_nothing() {
     emulate_to_kafka(&bs, prefix, 1, 3, &["--create-topics", "3"]);
 
     let state = dir.path().join("state").display().to_string();
-    let daemon = Command::new(bin())
+    let daemon = cmd()
         .args([
             "run",
             "--brokers",
@@ -112,7 +112,7 @@ fn tansu_broker_stopped_and_restarted_mid_run_loses_nothing() {
     // ~15,600 records at 4,000/s: about 4 s of producing, with the broker
     // away for 2 s in the middle. The emulator's records wait in its queue
     // (librdkafka retries) and the daemon retries its fetches.
-    let producer = Command::new(bin())
+    let producer = cmd()
         .args([
             "emulate",
             "--brokers",

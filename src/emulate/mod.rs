@@ -17,6 +17,7 @@
 //! 0.23, N posts give about 1.3·N deliveries = 3.9·N records.
 
 mod data;
+pub mod http;
 pub mod kafka;
 mod writer;
 

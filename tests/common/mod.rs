@@ -15,9 +15,18 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_pinstream")
 }
 
+/// The pinstream command, with the HTTP API off unless a test asks for it
+/// with `--http` (flags win over the environment): tests run in parallel
+/// and would all want port 8082.
+pub fn cmd() -> Command {
+    let mut c = Command::new(bin());
+    c.env("PINSTREAM_HTTP", "off");
+    c
+}
+
 /// Runs pinstream; panics with its stderr if it fails.
 pub fn run(args: &[&str]) -> (String, String) {
-    let out = Command::new(bin()).args(args).output().expect("pinstream runs");
+    let out = cmd().args(args).output().expect("pinstream runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(

@@ -1,0 +1,472 @@
+//! Ingest routes: the Kafka REST Proxy v2 (`POST /topics/{topic}`, JSON
+//! embedded format) and the seeds' API Gateway front of Kinesis
+//! (`PUT /streams/{stream}/record|records`), both produced to Kafka.
+//!
+//! Keys: a record without a key is keyed by the `ind` (or pin's `index`) of
+//! its value, so one `ind`'s three records land on the same partition number
+//! of the three topics (co-partitioned; murmur2 like Java clients). Kinesis
+//! records are keyed the same way (the seeds send one constant
+//! PartitionKey, which would put everything on one partition); the
+//! PartitionKey is used only when the data has no `ind`.
+//!
+//! Replies follow Confluent's REST Proxy (offsets; `{"error_code","message"}`
+//! with 40401 unknown topic, 40402 unknown partition, 415, 42201 bad record,
+//! 413 too large) and Kinesis (`SequenceNumber` = offset, `ShardId` =
+//! partition).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use base64::Engine as _;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use serde_json::{json, Value as J};
+
+use super::{body_error, ApiError, AppState};
+use crate::kafka::{KafkaContext, KafkaOptions};
+
+/// The Kafka side of the ingest routes.
+pub struct Ingest {
+    producer: FutureProducer<KafkaContext>,
+    /// Topic -> partition count, from the last metadata fetch.
+    topics: Mutex<(Option<Instant>, HashMap<String, i32>)>,
+}
+
+impl Ingest {
+    pub fn new(opts: &KafkaOptions) -> Result<Ingest, rdkafka::error::KafkaError> {
+        let producer: FutureProducer<KafkaContext> = opts
+            .client_config()
+            // As Java clients (and so the REST Proxy) place keyed records.
+            .set("partitioner", "murmur2_random")
+            // A request waits for its acks: don't add a linger to each one.
+            // Concurrent requests still share batches (measured: 5.6 ms per
+            // one-record request with librdkafka's 5 ms default).
+            .set("linger.ms", "0")
+            .create_with_context(opts.context())?;
+        Ok(Ingest {
+            producer,
+            topics: Mutex::new((None, HashMap::new())),
+        })
+    }
+
+    /// Fetches topic metadata at most once a second.
+    async fn refresh(&self, force: bool) -> Result<HashMap<String, i32>, ApiError> {
+        {
+            let t = self.topics.lock().map_err(|_| unavailable("topic cache poisoned"))?;
+            let fresh = t.0.is_some_and(|at| at.elapsed() < Duration::from_secs(1));
+            if fresh || (!force && t.0.is_some()) {
+                return Ok(t.1.clone());
+            }
+        }
+        let producer = self.producer.clone();
+        let md = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map(|md| {
+                    md.topics()
+                        .iter()
+                        .filter(|t| t.error().is_none() && !t.name().starts_with("__"))
+                        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+                        .collect::<HashMap<String, i32>>()
+                })
+        })
+        .await
+        .map_err(|e| unavailable(&format!("metadata task: {e}")))?
+        .map_err(|e| unavailable(&format!("Kafka metadata: {e}")))?;
+        let mut t = self.topics.lock().map_err(|_| unavailable("topic cache poisoned"))?;
+        *t = (Some(Instant::now()), md.clone());
+        Ok(md)
+    }
+
+    /// Partition count of `topic`, or 404 40401.
+    async fn partitions(&self, topic: &str) -> Result<i32, ApiError> {
+        if let Some(&n) = self.refresh(false).await?.get(topic) {
+            return Ok(n);
+        }
+        self.refresh(true)
+            .await?
+            .get(topic)
+            .copied()
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, 40401, format!("Topic not found: {topic}")))
+    }
+
+    /// Produces records in order; the reply per record is (partition, offset)
+    /// or the delivery error.
+    async fn produce(&self, topic: &str, records: Vec<Outgoing>) -> Vec<Result<(i32, i64), String>> {
+        let now = chrono::Utc::now().timestamp_millis().to_string();
+        let mut futures = Vec::with_capacity(records.len());
+        for r in &records {
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "pinstream.produced_ms",
+                value: Some(now.as_str()),
+            });
+            let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+            if let Some(p) = &r.payload {
+                rec = rec.payload(p.as_slice());
+            }
+            if let Some(k) = &r.key {
+                rec = rec.key(k.as_slice());
+            }
+            if let Some(p) = r.partition {
+                rec = rec.partition(p);
+            }
+            // send_result enqueues now, so the order of records is kept.
+            futures.push(loop {
+                match self.producer.send_result(rec) {
+                    Ok(f) => break Ok(f),
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        r,
+                    )) => {
+                        rec = r;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((e, _)) => break Err(e.to_string()),
+                }
+            });
+        }
+        let mut out = Vec::with_capacity(futures.len());
+        for f in futures {
+            out.push(match f {
+                Ok(f) => match f.await {
+                    Ok(Ok(d)) => Ok((d.partition, d.offset)),
+                    Ok(Err((e, _))) => Err(e.to_string()),
+                    Err(_) => Err("producer closed".to_string()),
+                },
+                Err(e) => Err(e),
+            });
+        }
+        out
+    }
+}
+
+fn unavailable(what: &str) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 503, what.to_string())
+}
+
+struct Outgoing {
+    payload: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+    partition: Option<i32>,
+}
+
+fn ingest(state: &AppState) -> Result<&Ingest, ApiError> {
+    state
+        .0
+        .ingest
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("ingest is not enabled: this process has no Kafka producer"))
+}
+
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+/// The `ind` of a record value (pin records call it `index`), as key bytes.
+fn ind_key(value: &J) -> Option<Vec<u8>> {
+    let ind = value.get("ind").or_else(|| value.get("index"))?;
+    match ind {
+        J::Number(_) | J::String(_) => serde_json::to_vec(ind).ok(),
+        _ => None,
+    }
+}
+
+fn parse_json(body: &[u8]) -> Result<J, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("body is not valid JSON: {e}")))
+}
+
+/// `GET /topics`
+pub async fn topics(State(state): State<AppState>) -> Result<Json<J>, ApiError> {
+    let mut names: Vec<String> = ingest(&state)?.refresh(true).await?.into_keys().collect();
+    names.sort();
+    Ok(Json(json!(names)))
+}
+
+/// `POST /topics/{topic}`
+pub async fn produce(
+    State(state): State<AppState>,
+    Path(topic): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<J>, ApiError> {
+    let ing = ingest(&state)?;
+    match media_type(&headers).as_deref() {
+        Some("application/vnd.kafka.json.v2+json" | "application/json") => {}
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                415,
+                format!(
+                    "HTTP 415 Unsupported Media Type: {}; use application/vnd.kafka.json.v2+json (the JSON embedded format)",
+                    other.unwrap_or("no Content-Type")
+                ),
+            ))
+        }
+    }
+    let body = body.map_err(body_error)?;
+    let partitions = ing.partitions(&topic).await?;
+    let doc = parse_json(&body)?;
+    let bad = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, 42201, m);
+    let Some(records) = doc.get("records").and_then(J::as_array) else {
+        return Err(bad("expected {\"records\": [{\"value\": ...}, ...]}".into()));
+    };
+    if records.is_empty() {
+        return Err(bad("`records` is empty".into()));
+    }
+    if let Some(k) = doc.as_object().and_then(|o| o.keys().find(|k| *k != "records")) {
+        return Err(bad(format!(
+            "unrecognized field `{k}` (schemas are not supported: JSON embedded format only)"
+        )));
+    }
+    let mut out = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        let Some(obj) = r.as_object() else {
+            return Err(bad(format!("records[{i}] is not an object")));
+        };
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !matches!(k.as_str(), "value" | "key" | "partition"))
+        {
+            return Err(bad(format!("records[{i}]: unrecognized field `{k}`")));
+        }
+        let Some(value) = obj.get("value") else {
+            return Err(bad(format!("records[{i}] has no `value`")));
+        };
+        let partition = match obj.get("partition") {
+            None | Some(J::Null) => None,
+            Some(p) => match p.as_i64() {
+                Some(p) if (0..partitions as i64).contains(&p) => Some(p as i32),
+                Some(p) => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        40402,
+                        format!(
+                            "Partition not found: {topic} has partitions 0..{}, records[{i}] asks for {p}",
+                            partitions - 1
+                        ),
+                    ))
+                }
+                None => return Err(bad(format!("records[{i}].partition is not an integer"))),
+            },
+        };
+        let key = match obj.get("key") {
+            None | Some(J::Null) => ind_key(value),
+            Some(k) => serde_json::to_vec(k).ok(),
+        };
+        let payload = (!value.is_null()).then(|| serde_json::to_vec(value).unwrap_or_default());
+        out.push(Outgoing {
+            payload,
+            key,
+            partition,
+        });
+    }
+    let results = ing.produce(&topic, out).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count() as u64;
+    state.0.live.metrics.ingested.with_label_values(&["rest"]).inc_by(ok);
+    let offsets: Vec<J> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok((p, o)) => json!({"partition": p, "offset": o, "error_code": null, "error": null}),
+            // Confluent's per-record codes: 1 retriable, 2 not; a delivery
+            // that failed after librdkafka's own retries may work later.
+            Err(e) => json!({"partition": null, "offset": null, "error_code": 1, "error": e}),
+        })
+        .collect();
+    Ok(Json(
+        json!({"offsets": offsets, "key_schema_id": null, "value_schema_id": null}),
+    ))
+}
+
+/// `streaming-<prefix>-pin` -> `<prefix>.pin`.
+pub fn stream_topic(stream: &str) -> Option<String> {
+    let rest = stream.strip_prefix("streaming-")?;
+    let (prefix, kind) = rest.rsplit_once('-')?;
+    (!prefix.is_empty() && matches!(kind, "pin" | "geo" | "user")).then(|| format!("{prefix}.{kind}"))
+}
+
+/// `GET /streams` (Kinesis ListStreams shape).
+pub async fn streams(State(state): State<AppState>) -> Result<Json<J>, ApiError> {
+    let topics = ingest(&state)?.refresh(true).await?;
+    let mut names: Vec<String> = topics
+        .keys()
+        .filter_map(|t| {
+            let (prefix, kind) = t.rsplit_once('.')?;
+            matches!(kind, "pin" | "geo" | "user").then(|| format!("streaming-{prefix}-{kind}"))
+        })
+        .collect();
+    names.sort();
+    Ok(Json(json!({"StreamNames": names, "HasMoreStreams": false})))
+}
+
+fn kinesis_checks(
+    headers: &HeaderMap,
+    stream: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(String, J), ApiError> {
+    match media_type(headers).as_deref() {
+        None | Some("application/json" | "application/x-amz-json-1.1") => {}
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                415,
+                format!("unsupported Content-Type {other}; send application/json"),
+            ))
+        }
+    }
+    let body = body.map_err(body_error)?;
+    let topic = stream_topic(stream).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "stream `{stream}` not found: streams are named streaming-<prefix>-pin|geo|user"
+        ))
+    })?;
+    let doc = parse_json(&body)?;
+    if !doc.is_object() {
+        return Err(ApiError::bad_request("body must be a JSON object"));
+    }
+    if let Some(name) = doc.get("StreamName") {
+        if name.as_str() != Some(stream) {
+            return Err(ApiError::bad_request(format!(
+                "StreamName {name} does not match the path's stream `{stream}`"
+            )));
+        }
+    }
+    Ok((topic, doc))
+}
+
+/// One Kinesis record's Data (the JSON row, or base64 of it) and key.
+fn kinesis_record(data: Option<&J>, pkey: Option<&J>, what: &str) -> Result<Outgoing, ApiError> {
+    let Some(data) = data.filter(|d| !d.is_null()) else {
+        return Err(ApiError::bad_request(format!("{what}: `Data` is required")));
+    };
+    let Some(pkey) = pkey.and_then(J::as_str).filter(|k| !k.is_empty() && k.len() <= 256) else {
+        return Err(ApiError::bad_request(format!(
+            "{what}: `PartitionKey` is required (a string of 1 to 256 characters)"
+        )));
+    };
+    let (payload, row) = match data {
+        J::String(s) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(|_| ApiError::bad_request(format!("{what}: `Data` is a string but not base64")))?;
+            let row = serde_json::from_slice::<J>(&bytes).ok();
+            (bytes, row)
+        }
+        other => (serde_json::to_vec(other).unwrap_or_default(), Some(other.clone())),
+    };
+    let key = row
+        .as_ref()
+        .and_then(ind_key)
+        .unwrap_or_else(|| pkey.as_bytes().to_vec());
+    Ok(Outgoing {
+        payload: Some(payload),
+        key: Some(key),
+        partition: None,
+    })
+}
+
+fn shard(p: i32) -> String {
+    format!("shardId-{p:012}")
+}
+
+/// `PUT /streams/{stream}/record`
+pub async fn put_record(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<J>, ApiError> {
+    let ing = ingest(&state)?;
+    let (topic, doc) = kinesis_checks(&headers, &stream, body)?;
+    let rec = kinesis_record(doc.get("Data"), doc.get("PartitionKey"), "record")?;
+    ing.partitions(&topic).await?;
+    match ing.produce(&topic, vec![rec]).await.pop() {
+        Some(Ok((p, o))) => {
+            state.0.live.metrics.ingested.with_label_values(&["kinesis"]).inc();
+            Ok(Json(json!({"SequenceNumber": o.to_string(), "ShardId": shard(p)})))
+        }
+        Some(Err(e)) => Err(unavailable(&format!("record not delivered to Kafka: {e}"))),
+        None => Err(unavailable("record not delivered to Kafka")),
+    }
+}
+
+/// `PUT /streams/{stream}/records`: `{"records":[{"data","partition-key"}]}`
+/// as the seeds' API Gateway took it, or Kinesis' own
+/// `{"Records":[{"Data","PartitionKey"}]}`.
+pub async fn put_records(
+    State(state): State<AppState>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<J>, ApiError> {
+    let ing = ingest(&state)?;
+    let (topic, doc) = kinesis_checks(&headers, &stream, body)?;
+    let (list, data, pkey) = match (doc.get("records"), doc.get("Records")) {
+        (Some(l), None) => (l, "data", "partition-key"),
+        (None, Some(l)) => (l, "Data", "PartitionKey"),
+        _ => {
+            return Err(ApiError::bad_request(
+                "expected `records` (or Kinesis' `Records`), an array",
+            ))
+        }
+    };
+    let Some(list) = list.as_array().filter(|l| !l.is_empty() && l.len() <= 500) else {
+        return Err(ApiError::bad_request("records must be an array of 1 to 500 records"));
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, r) in list.iter().enumerate() {
+        out.push(kinesis_record(r.get(data), r.get(pkey), &format!("records[{i}]"))?);
+    }
+    ing.partitions(&topic).await?;
+    let results = ing.produce(&topic, out).await;
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    state
+        .0
+        .live
+        .metrics
+        .ingested
+        .with_label_values(&["kinesis"])
+        .inc_by((results.len() - failed) as u64);
+    let records: Vec<J> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok((p, o)) => json!({"SequenceNumber": o.to_string(), "ShardId": shard(p)}),
+            Err(e) => json!({"ErrorCode": "InternalFailure", "ErrorMessage": e}),
+        })
+        .collect();
+    Ok(Json(json!({"FailedRecordCount": failed, "Records": records})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_map_to_topics() {
+        assert_eq!(
+            stream_topic("streaming-129a67850695-pin").as_deref(),
+            Some("129a67850695.pin")
+        );
+        assert_eq!(stream_topic("streaming-a-b-user").as_deref(), Some("a-b.user"));
+        assert_eq!(stream_topic("streaming--pin"), None);
+        assert_eq!(stream_topic("streaming-x-dlq"), None);
+        assert_eq!(stream_topic("x-pin"), None);
+    }
+
+    #[test]
+    fn records_are_keyed_by_ind_or_index() {
+        assert_eq!(ind_key(&json!({"ind": 7})), Some(b"7".to_vec()));
+        assert_eq!(ind_key(&json!({"index": 7528, "title": "t"})), Some(b"7528".to_vec()));
+        assert_eq!(ind_key(&json!({"title": "t"})), None);
+        assert_eq!(ind_key(&json!({"ind": {"x": 1}})), None);
+    }
+}

@@ -1,0 +1,419 @@
+//! The HTTP API of `run` and `demo` (axum): interactive queries over the live
+//! state, Kafka REST Proxy v2 and Kinesis-style ingest, `/metrics`,
+//! `/health`, `/ready`, `/openapi.json`.
+//!
+//! Invariants:
+//! - every client mistake is a 4xx with a JSON body
+//!   `{"error_code": N, "message": "..."}` (the REST Proxy's shape, used by
+//!   every route), never a 5xx or a panic; unknown routes and methods too;
+//! - queries read committed state only (RocksDB iterators see whole write
+//!   batches), run on the blocking pool behind a small semaphore so they
+//!   cannot take the cores the live loop needs, and are cached per store
+//!   generation (a cached answer is served only while no commit happened);
+//! - a bearer token, when configured, guards every route that writes
+//!   (POST/PUT) and `/metrics`; reads of answers stay open, like a dashboard.
+//!
+//! The route table ([`ROUTES`]) is the single list the router, the OpenAPI
+//! document and its test are built from.
+
+pub mod ingest;
+pub mod openapi;
+pub mod queries;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::live_handle::LiveHandle;
+use crate::topology::Topology;
+
+pub use ingest::Ingest;
+
+/// Settings of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub addr: SocketAddr,
+    /// Bearer token required on write routes and `/metrics` (None: open).
+    pub token: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// A request taking longer is answered 503.
+    pub timeout: Duration,
+    /// Requests in flight at once; more wait.
+    pub concurrency: usize,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8082)),
+            token: None,
+            body_limit: 4 << 20,
+            timeout: Duration::from_secs(30),
+            concurrency: 512,
+        }
+    }
+}
+
+/// A JSON error reply.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: u32,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: u32, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::BAD_REQUEST, 400, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::NOT_FOUND, 404, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error_code": self.code, "message": self.message}));
+        let mut r = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+/// Maps a body-reading failure (size limit, broken stream) to a JSON error.
+pub fn body_error(e: axum::extract::rejection::BytesRejection) -> ApiError {
+    let status = e.status();
+    let code = status.as_u16() as u32;
+    ApiError::new(status, code, e.body_text())
+}
+
+pub(crate) struct Inner {
+    pub topo: Arc<Topology>,
+    pub live: Arc<LiveHandle>,
+    pub ingest: Option<Ingest>,
+    pub token: Option<String>,
+    /// Query computations in flight at once (the rest wait their turn).
+    pub query_slots: tokio::sync::Semaphore,
+    /// Cached query answers: request key -> (store generation, JSON body).
+    pub cache: Mutex<HashMap<String, (u64, axum::body::Bytes)>>,
+}
+
+#[derive(Clone)]
+pub struct AppState(pub(crate) Arc<Inner>);
+
+/// A route: method, axum path, whether the token guards it, summary.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub guarded: bool,
+    pub summary: &'static str,
+}
+
+/// Every route of the API (the router and the OpenAPI document use this).
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/health",
+        guarded: false,
+        summary: "Process is alive",
+    },
+    Route {
+        method: "GET",
+        path: "/ready",
+        guarded: false,
+        summary: "State opened and consuming (503 until then)",
+    },
+    Route {
+        method: "GET",
+        path: "/openapi.json",
+        guarded: false,
+        summary: "This API, as OpenAPI 3.0",
+    },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        guarded: true,
+        summary: "Prometheus metrics (text format)",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/queries",
+        guarded: false,
+        summary: "The named queries of the topology",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/queries/{name}",
+        guarded: false,
+        summary: "Rows of a query from the live state (same JSON as replay); windowed queries take from/to",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/stores",
+        guarded: false,
+        summary: "The aggregate stores",
+    },
+    Route {
+        method: "GET",
+        path: "/v1/stores/{store}",
+        guarded: false,
+        summary: "Raw rows of a store; key filters the group, q picks quantiles",
+    },
+    Route {
+        method: "GET",
+        path: "/topics",
+        guarded: false,
+        summary: "Kafka topics (REST Proxy v2)",
+    },
+    Route {
+        method: "POST",
+        path: "/topics/{topic}",
+        guarded: true,
+        summary: "Produce records to a topic (REST Proxy v2, JSON embedded format)",
+    },
+    Route {
+        method: "GET",
+        path: "/streams",
+        guarded: false,
+        summary: "Kinesis-style streams (streaming-<prefix>-pin|geo|user)",
+    },
+    Route {
+        method: "PUT",
+        path: "/streams/{stream}/record",
+        guarded: true,
+        summary: "Put one record (Kinesis PutRecord through API Gateway)",
+    },
+    Route {
+        method: "PUT",
+        path: "/streams/{stream}/records",
+        guarded: true,
+        summary: "Put records (Kinesis PutRecords through API Gateway)",
+    },
+];
+
+/// Builds the router. `ingest` is None where there is no Kafka to produce to
+/// (the ingest routes then answer 404 saying so).
+pub fn router(topo: Arc<Topology>, live: Arc<LiveHandle>, ingest: Option<Ingest>, opts: &HttpOptions) -> Router {
+    let slots = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .max(1);
+    let state = AppState(Arc::new(Inner {
+        topo,
+        live,
+        ingest,
+        token: opts.token.clone(),
+        query_slots: tokio::sync::Semaphore::new(slots),
+        cache: Mutex::new(HashMap::new()),
+    }));
+    let timeout = opts.timeout;
+    Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/ready", get(ready))
+        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route("/metrics", get(metrics))
+        .route("/v1/queries", get(queries::list))
+        .route("/v1/queries/{name}", get(queries::query))
+        .route("/v1/stores", get(queries::stores))
+        .route("/v1/stores/{store}", get(queries::store))
+        .route("/topics", get(ingest::topics))
+        .route("/topics/{topic}", post(ingest::produce))
+        .route("/streams", get(ingest::streams))
+        .route("/streams/{stream}/record", put(ingest::put_record))
+        .route("/streams/{stream}/records", put(ingest::put_records))
+        .fallback(|method: Method, uri: axum::http::Uri| async move {
+            ApiError::not_found(format!("no route {method} {}; see /openapi.json", uri.path()))
+        })
+        .method_not_allowed_fallback(|method: Method, uri: axum::http::Uri| async move {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                405,
+                format!("{method} is not allowed on {}; see /openapi.json", uri.path()),
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(axum::extract::DefaultBodyLimit::max(opts.body_limit))
+        .layer(axum::middleware::from_fn(move |req: Request, next: Next| async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(r) => r,
+                Err(_) => ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    503,
+                    format!("request took longer than {timeout:?}"),
+                )
+                .into_response(),
+            }
+        }))
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(opts.concurrency.max(1)))
+        .with_state(state)
+}
+
+/// Token check and per-route metrics.
+async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_string();
+    let method = match *req.method() {
+        Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::HEAD => req.method().as_str().to_string(),
+        _ => "other".to_string(),
+    };
+    let guarded = ROUTES
+        .iter()
+        .any(|r| r.guarded && r.path == route && r.method == method);
+    let response = match (&state.0.token, guarded) {
+        (Some(token), true) if !authorized(req.headers(), token) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            401,
+            "this route needs `Authorization: Bearer <token>` (the daemon's --http-token)",
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    };
+    let m = &state.0.live.metrics;
+    m.http_requests
+        .with_label_values(&[&route, &method, response.status().as_str()])
+        .inc();
+    m.http_seconds
+        .with_label_values(&[&route])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Constant-time comparison of the presented bearer token.
+fn authorized(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    let live = &state.0.live;
+    if live.is_ready() {
+        Json(json!({"ready": true})).into_response()
+    } else {
+        let reason = if live.store().is_none() {
+            "state not open yet"
+        } else {
+            "not consuming (starting, or stopping)"
+        };
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "reason": reason})),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.0.live.metrics.render();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], Body::from(text)).into_response()
+}
+
+/// Binds `opts.addr` (errors here are the caller's to report: port taken...).
+pub async fn bind(opts: &HttpOptions) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(opts.addr).await
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+/// A server running on its own runtime thread.
+pub struct Server {
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds `opts.addr` and serves `app` on a 2-worker runtime; returns once
+    /// bound, so a taken port is reported before the daemon starts.
+    pub fn start(app: Router, opts: &HttpOptions) -> std::io::Result<Server> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pinstream-http")
+            .enable_all()
+            .build()?;
+        let listener = rt.block_on(bind(opts))?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("pinstream-http".into())
+            .spawn(move || {
+                rt.block_on(async move {
+                    if let Err(e) = serve(listener, app, async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    {
+                        tracing::error!("http server: {e}");
+                    }
+                });
+                rt.shutdown_timeout(Duration::from_secs(2));
+            })?;
+        Ok(Server {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish (bounded), joins.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
