@@ -88,7 +88,16 @@ impl KafkaOptions {
     }
 
     pub fn client_config(&self) -> ClientConfig {
+        self.client_config_with(&[])
+    }
+
+    /// Like [`Self::client_config`], with pinstream's own defaults for this
+    /// client applied first, so the user's properties still win.
+    pub fn client_config_with(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut c = ClientConfig::new();
+        for (k, v) in defaults {
+            c.set(*k, *v);
+        }
         c.set("bootstrap.servers", &self.brokers);
         for (k, v) in self.auth.properties() {
             c.set(k, v);

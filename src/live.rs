@@ -213,28 +213,21 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     let source_of: HashMap<&str, usize> = topics.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
     tracing::info!("kafka: {}", opts.kafka.describe());
 
-    let mut cfg: ClientConfig = opts.kafka.client_config();
-    cfg.set("group.id", &opts.group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
+    let mut cfg: ClientConfig = opts.kafka.client_config_with(&[
         // Latency: don't let a broker hold a fetch for 500 ms (librdkafka's
         // default) when little is waiting. Some brokers (tansu) hold every
         // fetch for the whole wait even when records are there, so this is
         // the floor of produce-to-state latency: 10 ms measured p99 transit
-        // 41-74 ms at 10k records/s against tansu, 109 ms with 50.
-        .set("fetch.wait.max.ms", "10")
+        // 41-104 ms at 10k records/s against tansu, 109+ ms with 50.
+        ("fetch.wait.max.ms", "10"),
         // Throughput with short fetches: keep more prefetched (still capped
         // by queued.max.messages.kbytes): 190k -> 240k records/s measured.
-        .set("queued.min.messages", "1000000");
-    for (k, v) in opts
-        .kafka
-        .properties
-        .iter()
-        .filter(|(k, _)| k == "fetch.wait.max.ms" || k == "queued.min.messages")
-    {
-        cfg.set(k, v); // the user's setting wins
-    }
+        ("queued.min.messages", "1000000"),
+    ]);
+    cfg.set("group.id", &opts.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
     let mut context = opts.kafka.context();
     if let Some(h) = &handle {
         // Consumer lag per partition comes from librdkafka's statistics.

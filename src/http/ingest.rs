@@ -31,6 +31,14 @@ use serde_json::{json, Value as J};
 use super::{body_error, ApiError, AppState};
 use crate::kafka::{KafkaContext, KafkaOptions};
 
+/// The ingest producer's linger (overridable with --kafka-config linger.ms=N).
+/// A request waits for its acks, so the linger adds to every request (the
+/// seeds' script sends one record per request, in sequence); some linger
+/// lets concurrent requests share produce batches. Measured against tansu,
+/// 100-record requests over 32 connections: 620 req/s with 0 ms, 1,817 with
+/// 1 ms, 1,838 with 5 ms.
+const LINGER_MS: &str = "1";
+
 /// The Kafka side of the ingest routes.
 pub struct Ingest {
     producer: FutureProducer<KafkaContext>,
@@ -41,13 +49,11 @@ pub struct Ingest {
 impl Ingest {
     pub fn new(opts: &KafkaOptions) -> Result<Ingest, rdkafka::error::KafkaError> {
         let producer: FutureProducer<KafkaContext> = opts
-            .client_config()
-            // As Java clients (and so the REST Proxy) place keyed records.
-            .set("partitioner", "murmur2_random")
-            // A request waits for its acks: don't add a linger to each one.
-            // Concurrent requests still share batches (measured: 5.6 ms per
-            // one-record request with librdkafka's 5 ms default).
-            .set("linger.ms", "0")
+            .client_config_with(&[
+                // As Java clients (and so the REST Proxy) place keyed records.
+                ("partitioner", "murmur2_random"),
+                ("linger.ms", LINGER_MS),
+            ])
             .create_with_context(opts.context())?;
         Ok(Ingest {
             producer,

@@ -115,9 +115,19 @@ pub(crate) struct Inner {
     pub token: Option<String>,
     /// Query computations in flight at once (the rest wait their turn).
     pub query_slots: tokio::sync::Semaphore,
-    /// Cached query answers: request key -> (store generation, JSON body).
-    pub cache: Mutex<HashMap<String, (u64, axum::body::Bytes)>>,
+    /// Cached query answers per request key (see `queries::cached`).
+    pub cache: Mutex<HashMap<String, CacheSlot>>,
 }
+
+/// One cached answer: (store generation, JSON body), and the lock held
+/// while it is being recomputed.
+#[derive(Default)]
+pub(crate) struct Slot {
+    pub value: Mutex<Option<(u64, axum::body::Bytes)>>,
+    pub computing: tokio::sync::Mutex<()>,
+}
+
+pub(crate) type CacheSlot = Arc<Slot>;
 
 #[derive(Clone)]
 pub struct AppState(pub(crate) Arc<Inner>);

