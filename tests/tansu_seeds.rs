@@ -1,5 +1,5 @@
 //! Acceptance: the seeds' posting script (tests/seeds/user_posting_emulation.py,
-//! its posting code unchanged; rows from the real tables instead of RDS),
+//! its posting code unchanged; rows from the real tables in data/ instead of RDS),
 //! pointed at pinstream's REST Proxy route, against the real broker `.ci/run`
 //! starts. The live answers must equal an independent computation over what
 //! the script sent (the reference in tests/common) and `pinstream replay`.
@@ -119,7 +119,7 @@ fn tansu_seeds_posting_script_answers_equal_an_independent_computation() {
     let posts = 400;
     let sent = dir.path().join("sent");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seeds/user_posting_emulation.py");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/real");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
     let out = Command::new("python3")
         .arg(&script)
         .args([&base, &prefix, &posts.to_string()])

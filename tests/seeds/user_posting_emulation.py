@@ -3,7 +3,7 @@
 The original reads a random row of the three RDS tables (pinterest_data,
 geolocation_data, user_data) and POSTs each to the Kafka REST Proxy through
 API Gateway. RDS is not reachable here, so the rows come from the real tables
-in ../shared/data/real (geolocation_data.csv and user_data.csv are complete;
+in data/ (copies of ../shared/data/real, gzipped: geolocation_data and user_data are complete;
 pin rows are the public sample, so rows are drawn among the sampled inds).
 Rows keep the types SQLAlchemy gave them (timestamps are datetime objects).
 The posting code is the original's: `json.dumps(..., default=str)`, one
@@ -17,6 +17,7 @@ the answers from).
 """
 import csv
 import datetime
+import gzip
 import json
 import os
 import random
@@ -34,16 +35,16 @@ def when(s):
 
 
 geo_rows, user_rows, pin_rows = {}, {}, {}
-with open(os.path.join(data_dir, "geolocation_data.csv")) as f:
+with gzip.open(os.path.join(data_dir, "geolocation_data.csv.gz"), "rt", newline="") as f:
     for r in csv.DictReader(f):
         geo_rows[int(r["ind"])] = {"ind": int(r["ind"]), "timestamp": when(r["timestamp"]),
                                    "latitude": float(r["latitude"]), "longitude": float(r["longitude"]),
                                    "country": r["country"]}
-with open(os.path.join(data_dir, "user_data.csv")) as f:
+with gzip.open(os.path.join(data_dir, "user_data.csv.gz"), "rt", newline="") as f:
     for r in csv.DictReader(f):
         user_rows[int(r["ind"])] = {"ind": int(r["ind"]), "first_name": r["first_name"], "last_name": r["last_name"],
                                     "age": int(r["age"]), "date_joined": when(r["date_joined"])}
-with open(os.path.join(data_dir, "pin_sample.jsonl")) as f:
+with gzip.open(os.path.join(data_dir, "pin_sample.jsonl.gz"), "rt") as f:
     for line in f:
         r = json.loads(line)
         r.pop("_source", None)
