@@ -12,20 +12,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn brokers() -> Option<String> {
-    match std::env::var("PINSTREAM_TEST_BROKERS") {
-        Ok(b) => Some(b),
-        Err(_) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must run these against a broker: set PINSTREAM_TEST_BROKERS (.ci/run starts tansu)"
-            );
-            eprintln!("skipped: set PINSTREAM_TEST_BROKERS=host:port of a Kafka-protocol broker (see .ci/run)");
-            None
-        }
-    }
-}
-
 fn run_until_caught_up(bs: &str, prefix: &str, state: &str) {
     run(&[
         "run",
@@ -44,7 +30,7 @@ fn run_until_caught_up(bs: &str, prefix: &str, state: &str) {
 
 #[test]
 fn tansu_live_answers_equal_replay_and_survive_sigkill() {
-    let Some(bs) = brokers() else { return };
+    let Some(bs) = test_brokers() else { return };
     let prefix = format!("t{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     let posts = 3000;
@@ -104,7 +90,7 @@ fn tansu_live_answers_equal_replay_and_survive_sigkill() {
 
 #[test]
 fn tansu_dead_letters_reach_the_dlq_topic() {
-    let Some(bs) = brokers() else { return };
+    let Some(bs) = test_brokers() else { return };
     let prefix = format!("d{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
     emulate_to_kafka(&bs, &prefix, 200, 5, &["--create-topics", "3"]);
@@ -132,7 +118,7 @@ fn tansu_dead_letters_reach_the_dlq_topic() {
 
 #[test]
 fn tansu_unknown_topic_is_a_clear_error() {
-    let Some(bs) = brokers() else { return };
+    let Some(bs) = test_brokers() else { return };
     let dir = tempfile::tempdir().unwrap();
     let out = cmd()
         .args([

@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -21,32 +21,20 @@ fn ready() -> Option<String> {
         .args(["-c", "import requests"])
         .status()
         .is_ok_and(|s| s.success());
-    match (std::env::var("PINSTREAM_TEST_BROKERS"), python) {
-        (Ok(b), true) => Some(b),
-        (b, p) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "CI must run this: broker set = {}, python3 with requests = {p} (.ci/run provides both)",
-                b.is_ok()
-            );
-            eprintln!("skipped: needs PINSTREAM_TEST_BROKERS and python3 with requests");
-            None
-        }
+    assert!(
+        python || std::env::var("CI").is_err(),
+        "CI must run this: python3 with requests is missing (.ci/run installs python3-requests)"
+    );
+    if !python {
+        eprintln!("skipped: needs python3 with requests");
+        return None;
     }
-}
-
-fn get(url: &str) -> Option<String> {
-    ureq::get(url)
-        .timeout(Duration::from_secs(5))
-        .call()
-        .ok()?
-        .into_string()
-        .ok()
+    test_brokers()
 }
 
 /// Sum of `pinstream_records_in_total` over sources (counted at commits).
 fn committed_records(base: &str) -> u64 {
-    get(&format!("{base}/metrics"))
+    http_get(&format!("{base}/metrics"))
         .unwrap_or_default()
         .lines()
         .filter(|l| l.starts_with("pinstream_records_in_total{"))
@@ -73,48 +61,9 @@ fn tansu_seeds_posting_script_answers_equal_an_independent_computation() {
     let Some(bs) = ready() else { return };
     let prefix = format!("s{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    let topics: Vec<String> = ["pin", "geo", "user", "dlq"]
-        .iter()
-        .map(|t| format!("{prefix}.{t}"))
-        .collect();
-    let kafka = pinstream::kafka::KafkaOptions {
-        brokers: bs.clone(),
-        ..Default::default()
-    };
-    pinstream::kafka::create_topics(&kafka, &topics, 3).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
+    create_topics(&bs, &prefix);
     let state = dir.path().join("state");
-    let mut daemon = cmd()
-        .args([
-            "run",
-            "--brokers",
-            &bs,
-            "--prefix",
-            &prefix,
-            "--commit-interval-ms",
-            "200",
-        ])
-        .args([
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--http",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(&format!("{base}/ready")).is_none_or(|r| !r.contains("true")) {
-        assert!(Instant::now() < deadline, "daemon not ready in 30 s");
-        assert!(daemon.try_wait().unwrap().is_none(), "daemon exited");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (daemon, base) = http_daemon(&bs, &prefix, &state);
 
     let posts = 400;
     let sent = dir.path().join("sent");
@@ -139,7 +88,7 @@ fn tansu_seeds_posting_script_answers_equal_an_independent_computation() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(committed_records(&base), 3 * posts, "records consumed and committed");
-    let names: Vec<String> = serde_json::from_str::<Value>(&get(&format!("{base}/v1/queries")).unwrap())
+    let names: Vec<String> = serde_json::from_str::<Value>(&http_get(&format!("{base}/v1/queries")).unwrap())
         .unwrap()
         .as_array()
         .unwrap()
@@ -149,13 +98,11 @@ fn tansu_seeds_posting_script_answers_equal_an_independent_computation() {
         .collect();
     let mut live = Map::new();
     for n in &names {
-        let body = get(&format!("{base}/v1/queries/{n}")).unwrap();
+        let body = http_get(&format!("{base}/v1/queries/{n}")).unwrap();
         live.insert(n.clone(), serde_json::from_str(&body).unwrap());
     }
     let live = Value::Object(live);
-    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
-    let out = daemon.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    stop_daemon(daemon);
 
     let archive = dir.path().join("archive");
     write_archive(&sent, &archive, &prefix);

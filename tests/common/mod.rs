@@ -483,3 +483,90 @@ pub fn produce_raw(bs: &str, topic: &str, partition: i32, payloads: &[&str]) {
     }
     producer.flush(std::time::Duration::from_secs(10)).unwrap();
 }
+
+// ------------------------------------------------------------------ live
+
+/// The broker `.ci/run` starts (`PINSTREAM_TEST_BROKERS`). Without it the
+/// caller skips, except under CI, where that is a failure.
+pub fn test_brokers() -> Option<String> {
+    match std::env::var("PINSTREAM_TEST_BROKERS") {
+        Ok(b) => Some(b),
+        Err(_) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "CI must run these against a broker: set PINSTREAM_TEST_BROKERS (.ci/run starts tansu)"
+            );
+            eprintln!("skipped: set PINSTREAM_TEST_BROKERS=host:port of a Kafka-protocol broker (see .ci/run)");
+            None
+        }
+    }
+}
+
+/// Creates `<prefix>.pin|geo|user|dlq` with 3 partitions.
+pub fn create_topics(bs: &str, prefix: &str) {
+    let topics: Vec<String> = ["pin", "geo", "user", "dlq"]
+        .iter()
+        .map(|t| format!("{prefix}.{t}"))
+        .collect();
+    let kafka = pinstream::kafka::KafkaOptions {
+        brokers: bs.to_string(),
+        ..Default::default()
+    };
+    pinstream::kafka::create_topics(&kafka, &topics, 3).unwrap();
+}
+
+/// GET a URL's body (None on any error).
+pub fn http_get(url: &str) -> Option<String> {
+    ureq::get(url)
+        .timeout(std::time::Duration::from_secs(5))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()
+}
+
+/// Starts `pinstream run` with the HTTP API on a free port and waits
+/// (bounded) until `/ready`; returns the child and the API's base URL.
+pub fn http_daemon(bs: &str, prefix: &str, state: &Path) -> (std::process::Child, String) {
+    use std::time::{Duration, Instant};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut daemon = cmd()
+        .args([
+            "run",
+            "--brokers",
+            bs,
+            "--prefix",
+            prefix,
+            "--commit-interval-ms",
+            "200",
+        ])
+        .args([
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--http",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(&format!("{base}/ready")).is_none_or(|r| !r.contains("true")) {
+        assert!(Instant::now() < deadline, "daemon not ready in 30 s");
+        assert!(daemon.try_wait().unwrap().is_none(), "daemon exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (daemon, base)
+}
+
+/// SIGTERM, then the daemon must exit 0.
+pub fn stop_daemon(daemon: std::process::Child) {
+    let _ = Command::new("kill").arg(daemon.id().to_string()).status();
+    let out = daemon.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
