@@ -1,0 +1,310 @@
+//! The command line's arguments (clap), and how flags, environment and the
+//! config file combine into Kafka and HTTP settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use pinstream::emulate::{Compression, Layout};
+use pinstream::engine;
+use pinstream::http;
+use pinstream::kafka::KafkaOptions;
+
+/// The seeds' topic prefix (a 12-hex-digit user id).
+pub(crate) const DEFAULT_PREFIX: &str = "129a67850695";
+
+#[derive(Parser)]
+#[command(
+    name = "pinstream",
+    version,
+    about = "Stateful stream processor for the Pinterest pipeline: clean, join on ind, aggregate in RocksDB, answer the eight questions"
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Format {
+    /// The spec's JSON object (one line)
+    Json,
+    /// Aligned tables for people
+    Table,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Replay an S3-sink archive through the topology and print the answers.
+    Replay {
+        /// Archive directory (holding `topics/`)
+        #[arg(long)]
+        archive: PathBuf,
+        /// Topology file (default: the built-in topologies/pinterest.toml)
+        #[arg(long, env = "PINSTREAM_TOPOLOGY")]
+        topology: Option<PathBuf>,
+        /// State dir to keep and resume (default: a fresh temporary one, removed after)
+        #[arg(long, env = "PINSTREAM_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        /// Topic prefix (default: found in the archive)
+        #[arg(long, env = "PINSTREAM_PREFIX")]
+        prefix: Option<String>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+        /// Write rejected records here as JSON lines (reason, topic, partition, offset, file, record)
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+        /// Commit state every N records
+        #[arg(long, default_value_t = 1_000_000)]
+        commit_every: usize,
+        /// Join keys kept in memory before falling back to RocksDB reads
+        #[arg(long, default_value_t = engine::DEFAULT_CACHE_KEYS)]
+        cache_keys: usize,
+        /// No summary on stderr
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Print the answers held in a state dir (of a stopped replay or daemon).
+    Answers {
+        #[arg(long, env = "PINSTREAM_STATE_DIR", default_value = "./state")]
+        state_dir: PathBuf,
+        #[arg(long, env = "PINSTREAM_TOPOLOGY")]
+        topology: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: Format,
+    },
+    /// Print the source positions held in a state dir: per topic-partition,
+    /// the offset ranges already applied to the state (JSON lines).
+    Positions {
+        #[arg(long, env = "PINSTREAM_STATE_DIR", default_value = "./state")]
+        state_dir: PathBuf,
+        #[arg(long, env = "PINSTREAM_TOPOLOGY")]
+        topology: Option<PathBuf>,
+    },
+    /// Check a topology file and report every error with its line.
+    Validate {
+        /// Topology file (default: the built-in one)
+        file: Option<PathBuf>,
+    },
+    /// Clean raw records of one source (JSON lines on stdin or in FILE) and print them.
+    Clean {
+        /// Source name in the topology (pin, geo, user)
+        #[arg(long)]
+        source: String,
+        #[arg(long, env = "PINSTREAM_TOPOLOGY")]
+        topology: Option<PathBuf>,
+        file: Option<PathBuf>,
+    },
+    /// Generate realistic deliveries into an S3-sink archive (--archive), a Kafka cluster (--brokers), or over HTTP as the seeds' scripts did (--http).
+    Emulate {
+        /// Number of distinct posts
+        #[arg(long, required_unless_present = "forever")]
+        posts: Option<u64>,
+        /// Output archive directory
+        #[arg(long, required_unless_present_any = ["brokers", "http"], conflicts_with_all = ["brokers", "http"])]
+        archive: Option<PathBuf>,
+        /// Send over HTTP as the seeds' scripts did, to this base URL (e.g. http://127.0.0.1:8082):
+        /// REST Proxy POSTs, or Kinesis-style PUTs with --kinesis
+        #[arg(long, conflicts_with = "brokers")]
+        http: Option<String>,
+        /// HTTP: PUT /streams/streaming-<prefix>-pin|geo|user/record instead of POST /topics/<topic>
+        #[arg(long, requires = "http")]
+        kinesis: bool,
+        /// HTTP: bearer token to send
+        #[arg(long, env = "PINSTREAM_HTTP_TOKEN", hide_env_values = true, requires = "http")]
+        http_token: Option<String>,
+        /// Kafka bootstrap servers: produce to <prefix>.pin|geo|user instead
+        #[arg(long, env = "PINSTREAM_BROKERS")]
+        brokers: Option<String>,
+        /// Kafka: records per second (0 = as fast as possible)
+        #[arg(long, default_value_t = 0.0)]
+        rate: f64,
+        /// Kafka or HTTP: keep producing until interrupted
+        #[arg(long)]
+        forever: bool,
+        /// Kafka: create the topics (and <prefix>.dlq) with this many partitions if missing
+        #[arg(long)]
+        create_topics: Option<i32>,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[arg(long, default_value_t = 100)]
+        seed: u64,
+        #[arg(long, env = "PINSTREAM_PREFIX", default_value = DEFAULT_PREFIX)]
+        prefix: String,
+        /// Partitions per topic
+        #[arg(long, default_value_t = 3)]
+        partitions: u32,
+        /// Records per archive object (the connector's flush.size)
+        #[arg(long, default_value_t = 500)]
+        flush_size: usize,
+        #[arg(long, value_enum, default_value = "none")]
+        compression: Compression,
+        #[arg(long, value_enum, default_value = "default")]
+        layout: Layout,
+        /// Probability that a delivery re-sends an earlier post
+        #[arg(long, default_value_t = 0.23)]
+        resend_rate: f64,
+    },
+    /// Run the topology live on Kafka (exactly-once effect on state), with the HTTP API.
+    Run {
+        /// Config file (TOML; see README). Flags and environment variables win over it.
+        #[arg(long, env = "PINSTREAM_CONFIG")]
+        config: Option<PathBuf>,
+        /// Kafka bootstrap servers
+        #[arg(long, env = "PINSTREAM_BROKERS")]
+        brokers: Option<String>,
+        /// Topic prefix: consumes <prefix>.pin, <prefix>.geo, <prefix>.user
+        #[arg(long, env = "PINSTREAM_PREFIX")]
+        prefix: Option<String>,
+        /// State dir [default: ./state]
+        #[arg(long, env = "PINSTREAM_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+        #[arg(long, env = "PINSTREAM_TOPOLOGY")]
+        topology: Option<PathBuf>,
+        /// Consumer group (offsets are committed there for lag tools) [default: pinstream]
+        #[arg(long, env = "PINSTREAM_GROUP")]
+        group: Option<String>,
+        /// Commit state (and positions) at least this often, in milliseconds [default: 1000]
+        #[arg(long, env = "PINSTREAM_COMMIT_INTERVAL_MS")]
+        commit_interval_ms: Option<u64>,
+        /// Dead-letter topic [default: <prefix>.dlq]
+        #[arg(long, env = "PINSTREAM_DLQ_TOPIC")]
+        dlq_topic: Option<String>,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        /// Exit 0 once every partition is consumed to its end and no record came for this many seconds (batch-like runs, tests)
+        #[arg(long)]
+        stop_when_idle: Option<f64>,
+        #[arg(long, default_value_t = engine::DEFAULT_CACHE_KEYS)]
+        cache_keys: usize,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+    /// Everything in one process, no external services: an in-process Kafka
+    /// mock cluster, the emulator producing into it, the daemon, and the HTTP
+    /// API; prints the answers at the end (Ctrl-C, or --posts reached).
+    Demo {
+        /// Stop after this many posts have been produced and consumed (default: run until Ctrl-C)
+        #[arg(long)]
+        posts: Option<u64>,
+        /// Records per second the emulator produces
+        #[arg(long, default_value_t = 600.0)]
+        rate: f64,
+        /// State dir (default: a temporary one)
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        #[command(flatten)]
+        http: HttpArgs,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum AuthKind {
+    /// As the librdkafka properties say (PLAINTEXT, SSL, SASL PLAIN/SCRAM via --kafka-config)
+    Properties,
+    /// MSK IAM: SASL_SSL + OAUTHBEARER, tokens from the AWS credentials chain
+    MskIam,
+}
+
+/// The HTTP API of `run` and `demo`.
+#[derive(clap::Args)]
+pub(crate) struct HttpArgs {
+    /// HTTP API address ADDR:PORT, or `off` [default: 127.0.0.1:8082]
+    #[arg(long, env = "PINSTREAM_HTTP")]
+    http: Option<String>,
+    /// Bearer token required on the write routes (ingest) and /metrics
+    #[arg(long, env = "PINSTREAM_HTTP_TOKEN", hide_env_values = true)]
+    http_token: Option<String>,
+    /// Largest request body in bytes [default: 4194304]
+    #[arg(long, env = "PINSTREAM_HTTP_BODY_LIMIT")]
+    http_body_limit: Option<usize>,
+    /// Request timeout in milliseconds [default: 30000]
+    #[arg(long, env = "PINSTREAM_HTTP_TIMEOUT_MS")]
+    http_timeout_ms: Option<u64>,
+    /// Requests in flight at once [default: 512]
+    #[arg(long, env = "PINSTREAM_HTTP_CONCURRENCY")]
+    http_concurrency: Option<usize>,
+}
+
+impl HttpArgs {
+    /// The server settings, or None for `--http off`.
+    pub(crate) fn options(self, file: &pinstream::config::DaemonConfig) -> Result<Option<http::HttpOptions>> {
+        use pinstream::config::pick;
+        let defaults = http::HttpOptions::default();
+        let addr = pick(self.http, file.http.clone()).unwrap_or_else(|| defaults.addr.to_string());
+        if addr == "off" {
+            return Ok(None);
+        }
+        let addr = addr
+            .parse()
+            .with_context(|| format!("--http {addr}: expected ADDR:PORT (e.g. 127.0.0.1:8082) or off"))?;
+        Ok(Some(http::HttpOptions {
+            addr,
+            token: pick(self.http_token, file.http_token.clone()).filter(|t| !t.is_empty()),
+            body_limit: pick(self.http_body_limit, file.http_body_limit).unwrap_or(defaults.body_limit),
+            timeout: pick(self.http_timeout_ms, file.http_timeout_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.timeout),
+            concurrency: pick(self.http_concurrency, file.http_concurrency).unwrap_or(defaults.concurrency),
+        }))
+    }
+}
+
+/// librdkafka settings shared by the Kafka commands.
+#[derive(clap::Args)]
+pub(crate) struct KafkaArgs {
+    /// Authentication [default: properties]
+    #[arg(long, value_enum, env = "PINSTREAM_AUTH")]
+    auth: Option<AuthKind>,
+    /// AWS region of the MSK cluster (with --auth msk-iam)
+    #[arg(long, env = "AWS_REGION")]
+    aws_region: Option<String>,
+    /// Any librdkafka property, e.g. security.protocol=SASL_SSL (repeatable; wins over the file)
+    #[arg(long = "kafka-config", value_name = "KEY=VALUE")]
+    kafka_config: Vec<String>,
+    /// A Java-style client.properties file of librdkafka properties
+    #[arg(long, env = "PINSTREAM_CLIENT_PROPERTIES")]
+    client_properties: Option<PathBuf>,
+}
+
+impl KafkaArgs {
+    pub(crate) fn options(&self, brokers: &str) -> Result<KafkaOptions> {
+        self.options_with(brokers, &pinstream::config::DaemonConfig::default())
+    }
+
+    /// Flags and environment over the config file (see `config.rs`).
+    pub(crate) fn options_with(&self, brokers: &str, file: &pinstream::config::DaemonConfig) -> Result<KafkaOptions> {
+        use pinstream::config::pick;
+        let file_auth = match file.auth.as_deref() {
+            None => None,
+            Some("properties") => Some(AuthKind::Properties),
+            Some("msk-iam") => Some(AuthKind::MskIam),
+            Some(other) => bail!("config file: auth = {other:?}: expected \"properties\" or \"msk-iam\""),
+        };
+        let region = pick(self.aws_region.clone(), file.aws_region.clone());
+        let auth = match (pick(self.auth, file_auth).unwrap_or(AuthKind::Properties), region) {
+            (AuthKind::MskIam, Some(region)) => pinstream::kafka::Auth::MskIam { region },
+            (AuthKind::MskIam, None) => {
+                bail!("--auth msk-iam needs --aws-region (or AWS_REGION, or aws_region in the config file)")
+            }
+            (AuthKind::Properties, _) => pinstream::kafka::Auth::Properties,
+        };
+        let mut o = KafkaOptions {
+            brokers: brokers.to_string(),
+            properties: Vec::new(),
+            auth,
+        };
+        o.properties
+            .extend(file.kafka.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(p) = pick(self.client_properties.clone(), file.client_properties.clone()) {
+            o.load_properties_file(&p).map_err(anyhow::Error::msg)?;
+        }
+        for kv in &self.kafka_config {
+            o.add_flag(kv).map_err(anyhow::Error::msg)?;
+        }
+        Ok(o)
+    }
+}
