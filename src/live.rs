@@ -304,7 +304,6 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
             m.commit_duration.record_us(started.elapsed().as_micros() as u64);
             m.end_to_end_latency.add(&batch_us);
             batch.flush(m, &topics, &engine.stats);
-            m.state_bytes.set(engine.store().size_bytes() as i64);
         }
         if !next.is_empty() {
             let mut group = TopicPartitionList::new();

@@ -345,7 +345,16 @@ async fn ready(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.0.live.metrics.render();
+    let live = state.0.live.clone();
+    // Measured at scrape time, off the live loop (it reads RocksDB's
+    // properties of every column family).
+    if let Some(store) = live.store().cloned() {
+        let bytes = tokio::task::spawn_blocking(move || store.size_bytes())
+            .await
+            .unwrap_or(0);
+        live.metrics.state_bytes.set(bytes as i64);
+    }
+    let text = live.metrics.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], Body::from(text)).into_response()
 }
 
