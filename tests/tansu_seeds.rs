@@ -1,4 +1,5 @@
-//! Acceptance: the seeds' posting script (tests/seeds/user_posting_emulation.py,
+//! Acceptance: the seeds' posting script (and, in Kinesis mode, their
+//! streaming script) (tests/seeds/user_posting_emulation.py,
 //! its posting code unchanged; rows from the real tables in data/ instead of RDS),
 //! pointed at pinstream's REST Proxy route, against the real broker `.ci/run`
 //! starts. The live answers must equal an independent computation over what
@@ -56,14 +57,14 @@ fn write_archive(sent: &Path, archive: &Path, prefix: &str) {
     }
 }
 
-#[test]
-fn tansu_seeds_posting_script_answers_equal_an_independent_computation() {
-    let Some(bs) = ready() else { return };
-    let prefix = format!("s{}", std::process::id());
+/// Runs the script in `mode` (`rest` or `kinesis`) against a fresh daemon and
+/// checks the live answers.
+fn check_script(bs: &str, mode: &str) {
+    let prefix = format!("s{}{mode}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    create_topics(&bs, &prefix);
+    create_topics(bs, &prefix);
     let state = dir.path().join("state");
-    let (daemon, base) = http_daemon(&bs, &prefix, &state);
+    let (daemon, base) = http_daemon(bs, &prefix, &state);
 
     let posts = 400;
     let sent = dir.path().join("sent");
@@ -74,11 +75,12 @@ fn tansu_seeds_posting_script_answers_equal_an_independent_computation() {
         .args([&base, &prefix, &posts.to_string()])
         .arg(&sent)
         .arg(&data)
+        .arg(mode)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "the seeds' script failed: {}",
+        "the seeds' script ({mode}) failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 
@@ -113,4 +115,16 @@ fn tansu_seeds_posting_script_answers_equal_an_independent_computation() {
         &replay(&archive, &[]),
         "live answers vs replay of what the script sent",
     );
+}
+
+#[test]
+fn tansu_seeds_posting_script_answers_equal_an_independent_computation() {
+    let Some(bs) = ready() else { return };
+    check_script(&bs, "rest");
+}
+
+#[test]
+fn tansu_seeds_streaming_script_answers_equal_an_independent_computation() {
+    let Some(bs) = ready() else { return };
+    check_script(&bs, "kinesis");
 }

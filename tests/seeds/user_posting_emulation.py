@@ -11,7 +11,12 @@ record per request, `requests.request("POST", ...)` with the REST Proxy's
 content type. The original's `sleep(random.randrange(0, 2))` between posts
 is left out to keep the test short.
 
-Usage: user_posting_emulation.py INVOKE_URL PREFIX POSTS SENT_DIR DATA_DIR
+With MODE `kinesis` it posts as `user_posting_emulation_streaming.py` did:
+`requests.request("PUT", <invoke_url>/streams/streaming-<prefix>-<topic>/record)`
+with `{"StreamName", "Data": row, "PartitionKey"}` and Content-Type
+application/json.
+
+Usage: user_posting_emulation.py INVOKE_URL PREFIX POSTS SENT_DIR DATA_DIR [rest|kinesis]
 Writes every row it sent to SENT_DIR/<topic>.jsonl (what a test recomputes
 the answers from).
 """
@@ -28,6 +33,7 @@ import requests
 random.seed(100)
 
 invoke_base, prefix, posts, sent_dir, data_dir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+mode = sys.argv[6] if len(sys.argv) > 6 else "rest"
 
 
 def when(s):
@@ -67,15 +73,31 @@ def send_to_kafka(result, topic):
     sent[topic].write(json.dumps(result, default=str) + "\n")
 
 
+def send_to_kinesis(result, topic):
+    # As in the seeds' streaming script: one record per PUT, through API Gateway to Kinesis.
+    stream = f"streaming-{prefix}-{topic}"
+    invoke_url = f"{invoke_base}/streams/{stream}/record"
+    payload = json.dumps({"StreamName": stream, "Data": result, "PartitionKey": "partition-1"}, default=str)
+    headers = {"Content-Type": "application/json"}
+    response = requests.request("PUT", invoke_url, headers=headers, data=payload)
+    if response.status_code != 200:
+        print(f"{topic}: HTTP {response.status_code}: {response.text}", file=sys.stderr)
+        sys.exit(1)
+    sent[topic].write(json.dumps(result, default=str) + "\n")
+
+
+send = send_to_kinesis if mode == "kinesis" else send_to_kafka
+
+
 def run_post_data_loop():
     for _ in range(posts):
         random_row = random.choice(inds)
         pin_result = pin_rows[random_row]
         geo_result = geo_rows[random_row]
         user_result = user_rows[random_row]
-        send_to_kafka(pin_result, "pin")
-        send_to_kafka(geo_result, "geo")
-        send_to_kafka(user_result, "user")
+        send(pin_result, "pin")
+        send(geo_result, "geo")
+        send(user_result, "user")
 
 
 run_post_data_loop()
