@@ -293,16 +293,15 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
         stats.commits += 1;
         stats.commit_us.saturating_record(started.elapsed().as_micros() as u64);
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let mut batch_us = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("valid bounds");
-        for ts in pending_ts.drain(..) {
-            let ms = (now_ms - ts).max(0) as u64;
+        let latencies_ms: Vec<u64> = pending_ts.drain(..).map(|ts| (now_ms - ts).max(0) as u64).collect();
+        for &ms in &latencies_ms {
             stats.latency_ms.saturating_record(ms);
-            batch_us.saturating_record((ms * 1000).max(1));
         }
         if let Some(h) = &handle {
             let m = &h.metrics;
             m.commit_duration.record_us(started.elapsed().as_micros() as u64);
-            m.end_to_end_latency.add(&batch_us);
+            m.end_to_end_latency
+                .record_all_us(latencies_ms.iter().map(|ms| ms * 1000));
             batch.flush(m, &topics, &engine.stats);
         }
         if !next.is_empty() {

@@ -41,10 +41,12 @@ impl HdrSummary {
         }
     }
 
-    /// Merges a batch recorded elsewhere (one lock per batch).
-    pub fn add(&self, other: &Histogram<u64>) {
+    /// Records a batch of values in microseconds (one lock per batch).
+    pub fn record_all_us(&self, values: impl Iterator<Item = u64>) {
         if let Ok(mut h) = self.hist.lock() {
-            let _ = h.add(other);
+            for us in values {
+                h.saturating_record(us.max(1));
+            }
         }
     }
 

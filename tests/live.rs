@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -29,26 +29,6 @@ fn cluster_with(prefix: &str, partitions: i32) -> MockCluster<'static, DefaultPr
 
 fn cluster(prefix: &str) -> MockCluster<'static, DefaultProducerContext> {
     cluster_with(prefix, 3)
-}
-
-fn spawn_run(bs: &str, prefix: &str, state: &str, extra: &[&str]) -> Child {
-    cmd()
-        .args([
-            "run",
-            "--brokers",
-            bs,
-            "--prefix",
-            prefix,
-            "--state-dir",
-            state,
-            "--commit-interval-ms",
-            "200",
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
 }
 
 /// The mock broker trims a partition's log past ~5 MB; a test that made it

@@ -8,7 +8,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{Map, Value};
 
 #[test]
 fn tansu_http_ingest_to_live_queries_equal_replay() {
@@ -36,18 +35,7 @@ fn tansu_http_ingest_to_live_queries_equal_replay() {
     // Poll the live answers until they match (bounded); then compare for
     // the diff either way.
     let names: Vec<String> = want.as_object().unwrap().keys().cloned().collect();
-    let fetch = || {
-        let mut m = Map::new();
-        for n in &names {
-            m.insert(
-                n.clone(),
-                http_get(&format!("{base}/v1/queries/{n}"))
-                    .and_then(|b| serde_json::from_str(&b).ok())
-                    .unwrap_or(Value::Null),
-            );
-        }
-        Value::Object(m)
-    };
+    let fetch = || live_answers(&base, &names);
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut got = fetch();
     while got != want && Instant::now() < deadline {

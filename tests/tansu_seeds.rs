@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 fn ready() -> Option<String> {
     let python = Command::new("python3")
@@ -98,12 +98,7 @@ fn check_script(bs: &str, mode: &str) {
         .filter(|q| q["answer"] == Value::Bool(true))
         .map(|q| q["name"].as_str().unwrap().to_string())
         .collect();
-    let mut live = Map::new();
-    for n in &names {
-        let body = http_get(&format!("{base}/v1/queries/{n}")).unwrap();
-        live.insert(n.clone(), serde_json::from_str(&body).unwrap());
-    }
-    let live = Value::Object(live);
+    let live = live_answers(&base, &names);
     stop_daemon(daemon);
 
     let archive = dir.path().join("archive");

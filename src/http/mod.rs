@@ -358,20 +358,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], Body::from(text)).into_response()
 }
 
-/// Binds `opts.addr` (errors here are the caller's to report: port taken...).
-pub async fn bind(opts: &HttpOptions) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(opts.addr).await
-}
-
-/// Serves until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
-}
-
 /// A server running on its own runtime thread.
 pub struct Server {
     addr: SocketAddr,
@@ -388,21 +374,20 @@ impl Server {
             .thread_name("pinstream-http")
             .enable_all()
             .build()?;
-        let listener = rt.block_on(bind(opts))?;
+        let listener = rt.block_on(tokio::net::TcpListener::bind(opts.addr))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("pinstream-http".into())
             .spawn(move || {
-                rt.block_on(async move {
-                    if let Err(e) = serve(listener, app, async {
-                        let _ = rx.await;
-                    })
-                    .await
-                    {
-                        tracing::error!("http server: {e}");
-                    }
-                });
+                let shutdown = async {
+                    let _ = rx.await;
+                };
+                let served =
+                    rt.block_on(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
+                if let Err(e) = served {
+                    tracing::error!("http server: {e}");
+                }
                 rt.shutdown_timeout(Duration::from_secs(2));
             })?;
         Ok(Server {

@@ -525,6 +525,40 @@ pub fn http_get(url: &str) -> Option<String> {
         .ok()
 }
 
+/// Spawns `pinstream run` (commit interval 200 ms, stderr piped) with `extra` flags.
+pub fn spawn_run(bs: &str, prefix: &str, state: &str, extra: &[&str]) -> std::process::Child {
+    cmd()
+        .args([
+            "run",
+            "--brokers",
+            bs,
+            "--prefix",
+            prefix,
+            "--state-dir",
+            state,
+            "--commit-interval-ms",
+            "200",
+        ])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The live answers: `GET /v1/queries/{name}` for each name, as one object
+/// like `replay`'s (Null where a request failed).
+pub fn live_answers(base: &str, names: &[String]) -> Value {
+    let mut m = serde_json::Map::new();
+    for n in names {
+        let v = http_get(&format!("{base}/v1/queries/{n}"))
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or(Value::Null);
+        m.insert(n.clone(), v);
+    }
+    Value::Object(m)
+}
+
 /// Starts `pinstream run` with the HTTP API on a free port and waits
 /// (bounded) until `/ready`; returns the child and the API's base URL.
 pub fn http_daemon(bs: &str, prefix: &str, state: &Path) -> (std::process::Child, String) {
@@ -535,26 +569,12 @@ pub fn http_daemon(bs: &str, prefix: &str, state: &Path) -> (std::process::Child
         .unwrap()
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut daemon = cmd()
-        .args([
-            "run",
-            "--brokers",
-            bs,
-            "--prefix",
-            prefix,
-            "--commit-interval-ms",
-            "200",
-        ])
-        .args([
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--http",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon = spawn_run(
+        bs,
+        prefix,
+        state.to_str().unwrap(),
+        &["--http", &format!("127.0.0.1:{port}")],
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while http_get(&format!("{base}/ready")).is_none_or(|r| !r.contains("true")) {
         assert!(Instant::now() < deadline, "daemon not ready in 30 s");
