@@ -25,6 +25,19 @@ use crate::value::{encode_key, Record, Value};
 pub struct AggStats {
     /// Updates of windowed aggregates older than the retention.
     pub late: u64,
+    /// Updates of windowed aggregates left out because their event time lies
+    /// further ahead of the wall clock than the allowed skew.
+    pub future: u64,
+}
+
+/// Default bound on how far an event time may lie ahead of the wall clock
+/// before windowed aggregates leave the record out (`--max-future-skew`).
+pub const DEFAULT_MAX_FUTURE_SKEW_SECS: i64 = 300;
+
+fn wall_clock_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 enum Buffer {
@@ -89,6 +102,12 @@ pub struct AggBuffers {
     buffers: Vec<Buffer>,
     watermarks: Vec<Option<i64>>,
     wm_dirty: Vec<bool>,
+    /// Event times above this are "too far in the future" (wall clock +
+    /// skew, refreshed at each commit).
+    future_limit: i64,
+    max_future_skew: i64,
+    /// A clock fixed by a test; `None` reads the wall clock.
+    fixed_now: Option<i64>,
     key: Vec<u8>,
     pub stats: AggStats,
 }
@@ -127,9 +146,46 @@ impl AggBuffers {
                 .collect(),
             wm_dirty: vec![false; watermarks.len()],
             watermarks,
+            future_limit: i64::MAX,
+            max_future_skew: DEFAULT_MAX_FUTURE_SKEW_SECS,
+            fixed_now: None,
             key: Vec::with_capacity(64),
             stats: AggStats::default(),
-        })
+        }
+        .ticked())
+    }
+
+    fn ticked(mut self) -> Self {
+        self.tick();
+        self
+    }
+
+    /// Sets how far ahead of the wall clock an event time may be.
+    pub fn set_max_future_skew(&mut self, secs: i64) {
+        self.max_future_skew = secs.max(0);
+        self.tick();
+    }
+
+    /// Fixes the clock the future rule reads (tests).
+    pub fn set_clock(&mut self, now: i64) {
+        self.fixed_now = Some(now);
+        self.tick();
+    }
+
+    /// Moves the future limit to `now + skew`. A watermark already beyond it
+    /// (a state written before this rule, or a clock that went back) is
+    /// pulled back to the limit, so it stops deleting recent windows.
+    pub fn tick(&mut self) {
+        let now = self.fixed_now.unwrap_or_else(wall_clock_secs);
+        self.future_limit = now.saturating_add(self.max_future_skew);
+        for (wm, dirty) in self.watermarks.iter_mut().zip(&mut self.wm_dirty) {
+            if let Some(w) = wm {
+                if *w > self.future_limit {
+                    *w = self.future_limit;
+                    *dirty = true;
+                }
+            }
+        }
     }
 
     /// Applies one joined row with sign `+1` (add) or `−1` (retract).
@@ -198,6 +254,19 @@ impl AggBuffers {
         let Some(t) = event_time(row.get(field)) else {
             return false;
         };
+        // The watermark follows the largest event time but never passes the
+        // wall clock + skew: one record dated 9999-12-31 must not push every
+        // window out of retention. Such a record stays out of the windows
+        // (all-time aggregates still take it) and is counted.
+        if sign > 0 && t > self.future_limit {
+            self.stats.future += 1;
+            return false;
+        }
+        // Every row a window took has t <= the watermark (which only grows),
+        // so a retraction beyond it retracts a row that was left out.
+        if sign < 0 && self.watermarks[i].is_none_or(|wm| t > wm) {
+            return false;
+        }
         if sign > 0 && self.watermarks[i].is_none_or(|wm| t > wm) {
             self.watermarks[i] = Some(t);
             self.wm_dirty[i] = true;

@@ -9,6 +9,12 @@
 //!
 //! A file that cannot be read completely (truncated gzip, I/O error) still
 //! yields the whole lines before the problem, plus the error.
+//!
+//! Nothing is skipped silently: a file whose name does not fit the pattern,
+//! and a file under `topics/<topic>/` whose name carries another topic, are
+//! listed in [`Scan::skipped`] with the reason (replay reports and counts
+//! them; `--strict` makes any of them an error). The directory decides:
+//! `topics/p.geo/…/p.pin+0+….json` is not read as pin.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -38,6 +44,22 @@ pub struct ArchiveFile {
     pub size: u64,
 }
 
+/// A file the scan did not take, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// What an archive holds.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Archive objects, ordered by topic, partition, start offset.
+    pub files: Vec<ArchiveFile>,
+    /// Files that are not archive objects of the directory they lie in.
+    pub skipped: Vec<Skipped>,
+}
+
 /// Parses `<topic>+<partition>+<offset>.json[.gz]`.
 pub fn parse_name(name: &str) -> Option<(String, i32, i64, bool)> {
     let (stem, gzip) = if let Some(s) = name.strip_suffix(".json.gz") {
@@ -52,7 +74,7 @@ pub fn parse_name(name: &str) -> Option<(String, i32, i64, bool)> {
     (!topic.is_empty() && offset >= 0 && partition >= 0).then(|| (topic.to_string(), partition, offset, gzip))
 }
 
-fn walk(dir: &Path, out: &mut Vec<ArchiveFile>) -> Result<(), ArchiveError> {
+fn walk(dir: &Path, dir_topic: Option<&str>, out: &mut Scan) -> Result<(), ArchiveError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ArchiveError::Dir {
         path: dir.to_path_buf(),
         source,
@@ -68,41 +90,78 @@ fn walk(dir: &Path, out: &mut Vec<ArchiveFile>) -> Result<(), ArchiveError> {
             source,
         })?;
         if ft.is_dir() {
-            walk(&path, out)?;
-        } else if let Some((topic, partition, start_offset, gzip)) =
-            path.file_name().and_then(|n| n.to_str()).and_then(parse_name)
-        {
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            out.push(ArchiveFile {
-                path,
-                topic,
-                partition,
-                start_offset,
-                gzip,
-                size,
-            });
+            walk(&path, dir_topic, out)?;
+            continue;
         }
+        let skip = |out: &mut Scan, reason: String| {
+            out.skipped.push(Skipped {
+                path: path.clone(),
+                reason,
+            })
+        };
+        let Some((topic, partition, start_offset, gzip)) =
+            path.file_name().and_then(|n| n.to_str()).and_then(parse_name)
+        else {
+            skip(
+                out,
+                "name does not match <topic>+<partition>+<startOffset>.json[.gz]".into(),
+            );
+            continue;
+        };
+        if let Some(d) = dir_topic {
+            if d != topic {
+                skip(out, format!("names topic `{topic}` but lies under topics/{d}/"));
+                continue;
+            }
+        }
+        let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+        out.files.push(ArchiveFile {
+            path,
+            topic,
+            partition,
+            start_offset,
+            gzip,
+            size,
+        });
     }
     Ok(())
 }
 
-/// Lists an archive (`DIR/topics/...`, or `DIR` itself if it has no
+/// Lists an archive (`DIR/topics/<topic>/...`, or `DIR` itself if it has no
 /// `topics/`), ordered by topic, partition, start offset.
-pub fn scan(dir: &Path) -> Result<Vec<ArchiveFile>, ArchiveError> {
-    let root = if dir.join("topics").is_dir() {
-        dir.join("topics")
+pub fn scan(dir: &Path) -> Result<Scan, ArchiveError> {
+    let mut out = Scan::default();
+    let topics = dir.join("topics");
+    if topics.is_dir() {
+        let entries = std::fs::read_dir(&topics).map_err(|source| ArchiveError::Dir {
+            path: topics.clone(),
+            source,
+        })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| ArchiveError::Dir {
+                path: topics.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            match (entry.file_type().map(|t| t.is_dir()), entry.file_name().to_str()) {
+                (Ok(true), Some(topic)) => walk(&path, Some(topic), &mut out)?,
+                _ => out.skipped.push(Skipped {
+                    path,
+                    reason: "not a topic directory under topics/".into(),
+                }),
+            }
+        }
     } else {
-        dir.to_path_buf()
-    };
-    let mut files = Vec::new();
-    walk(&root, &mut files)?;
-    if files.is_empty() {
+        walk(dir, None, &mut out)?;
+    }
+    if out.files.is_empty() {
         return Err(ArchiveError::Empty(dir.to_path_buf()));
     }
-    files.sort_by(|a, b| {
+    out.files.sort_by(|a, b| {
         (&a.topic, a.partition, a.start_offset, &a.path).cmp(&(&b.topic, b.partition, b.start_offset, &b.path))
     });
-    Ok(files)
+    out.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
 }
 
 impl ArchiveFile {
@@ -211,6 +270,27 @@ mod tests {
         assert_eq!(parse_name("p.pin+0+x.json"), None);
         assert_eq!(parse_name("p.pin+0+1.txt"), None);
         assert_eq!(parse_name("+0+1.json"), None);
+    }
+
+    #[test]
+    fn regression_misnamed_and_misplaced_archive_files_are_reported_not_skipped_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        let geo = dir.path().join("topics/p.geo/partition=0");
+        std::fs::create_dir_all(&geo).unwrap();
+        std::fs::write(geo.join("p.geo+0+0000000000.json"), "{}\n").unwrap();
+        std::fs::write(geo.join("p.pin+0+0000000001.json"), "{}\n").unwrap();
+        std::fs::write(geo.join("p.geo-0-0000000002.json"), "{}\n").unwrap();
+        std::fs::write(dir.path().join("topics/README"), "x").unwrap();
+        let s = scan(dir.path()).unwrap();
+        assert_eq!(s.files.len(), 1);
+        assert_eq!(s.files[0].topic, "p.geo");
+        let reasons: Vec<&str> = s.skipped.iter().map(|k| k.reason.as_str()).collect();
+        assert_eq!(s.skipped.len(), 3, "{reasons:?}");
+        assert!(reasons
+            .iter()
+            .any(|r| r.contains("names topic `p.pin` but lies under topics/p.geo/")));
+        assert!(reasons.iter().any(|r| r.contains("does not match")));
+        assert!(reasons.iter().any(|r| r.contains("not a topic directory")));
     }
 
     #[test]

@@ -42,8 +42,9 @@ pub struct DaemonConfig {
     pub group: Option<String>,
     /// Commit interval in milliseconds.
     pub commit_interval_ms: Option<u64>,
-    /// Dead-letter topic (default `<prefix>.dlq`).
-    pub dlq_topic: Option<String>,
+    /// Dead letters: a topic name, `file:PATH` or `off` (default `<prefix>.dlq`).
+    #[serde(alias = "dlq_topic")]
+    pub dlq: Option<String>,
     /// `properties` or `msk-iam`.
     pub auth: Option<String>,
     /// AWS region, for `msk-iam`.
@@ -60,6 +61,10 @@ pub struct DaemonConfig {
     pub http_timeout_ms: Option<u64>,
     /// HTTP requests in flight at once (default 512).
     pub http_concurrency: Option<usize>,
+    /// Connections one client address may hold at once.
+    pub http_max_conns_per_client: Option<usize>,
+    /// Time allowed for a request's headers, and for its body, in milliseconds.
+    pub http_read_timeout_ms: Option<u64>,
     /// librdkafka properties.
     #[serde(default)]
     pub kafka: BTreeMap<String, String>,

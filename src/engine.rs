@@ -156,6 +156,7 @@ impl Engine {
     pub fn commit(&mut self) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         self.wait_in_flight()?;
+        self.aggs.tick();
         // Collect on this thread (cheap moves); sort, encode digests and
         // build the RocksDB batch on the writer thread.
         let join = self.join.take_dirty();
@@ -170,7 +171,14 @@ impl Engine {
                 for ((topic, partition), ranges) in positions {
                     store.put_position(&mut batch, &topic, partition, &ranges)?;
                 }
-                store.write(batch)
+                store.write(batch)?;
+                // Without a WAL a commit is durable once flushed: a kept
+                // replay state resumes from its last commit after a kill.
+                // Regression: replay_state_dir_is_durable_at_each_commit.
+                if store.durability() == Durability::Flush {
+                    store.flush()?;
+                }
+                Ok(())
             }));
         }
         if let Some(spill) = self.join.after_commit() {
@@ -214,6 +222,17 @@ impl Engine {
         }
         self.stats.commit_time += started.elapsed();
         Ok(())
+    }
+
+    /// Sets how far ahead of the wall clock an event time may lie before
+    /// windowed aggregates leave the record out (see `agg.rs`).
+    pub fn set_max_future_skew(&mut self, secs: i64) {
+        self.aggs.set_max_future_skew(secs);
+    }
+
+    /// Moves the wall clock the future rule compares with (tests).
+    pub fn set_clock(&mut self, now: i64) {
+        self.aggs.set_clock(now);
     }
 
     /// Records marked since the last commit.

@@ -118,6 +118,29 @@ impl KafkaOptions {
     }
 }
 
+/// Enqueues a record on a threaded producer, waiting while librdkafka's
+/// queue is full (back-pressure, not an error); other errors are returned.
+pub fn send_retrying<'a, K, P, C>(
+    producer: &rdkafka::producer::ThreadedProducer<C>,
+    mut record: rdkafka::producer::BaseRecord<'a, K, P>,
+) -> Result<(), KafkaError>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+    C: rdkafka::producer::ProducerContext<DeliveryOpaque = ()> + 'static,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// Creates topics that do not exist yet (others are left alone).
 pub fn create_topics(opts: &KafkaOptions, topics: &[String], partitions: i32) -> Result<(), KafkaError> {
     let admin: AdminClient<KafkaContext> = opts.client_config().create_with_context(opts.context())?;

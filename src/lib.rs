@@ -15,10 +15,12 @@
 pub mod agg;
 pub mod archive;
 pub mod config;
+pub mod dlq;
 pub mod dsl;
 pub mod emulate;
 pub mod engine;
 pub mod http;
+pub mod identity;
 pub mod join;
 pub mod kafka;
 pub mod kafka_auth;
@@ -50,6 +52,9 @@ pub fn load_topology(text: &str) -> Result<topology::Topology, Vec<dsl::SpecErro
             if let Err(mut more) = partial.build() {
                 // Skip what only repeats a broken element's absence.
                 more.retain(|e| !parsed.broken.iter().any(|b| e.message.contains(&format!("`{b}`"))));
+                for e in &mut more {
+                    e.path = parsed.kept.to_file_path(&e.path);
+                }
                 parsed.spans.annotate(&mut more);
                 errors.extend(more);
             }

@@ -22,10 +22,11 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+pub use crate::dlq::DlqTarget;
+use crate::dlq::{ensure_dlq_topic, DlqSink};
 use crate::engine::Engine;
 use crate::kafka::{KafkaContext, KafkaOptions};
 use crate::live_handle::{BatchCounts, LiveHandle};
@@ -45,6 +46,22 @@ pub enum LiveError {
         "dead letters could not be written to `{topic}`: {failed} failed deliveries; state not committed past them"
     )]
     DeadLetters { topic: String, failed: u64 },
+    #[error("dead letters could not be written to {path}: {source}")]
+    DeadLetterFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the dead-letter topic `{topic}` does not exist and could not be created ({reason}); \
+         create it, or pass --dlq file:PATH (JSON lines) or --dlq off (count only)"
+    )]
+    NoDlqTopic { topic: String, reason: String },
+    #[error(
+        "refusing to start: the positions in state dir {state_dir} do not belong to these topics:\n{details}\n\
+         To re-read every topic from its start into a fresh state, run again with --reset-positions; or use a new --state-dir"
+    )]
+    SourceMismatch { state_dir: PathBuf, details: String },
 }
 
 impl LiveError {
@@ -53,8 +70,8 @@ impl LiveError {
     pub fn is_retryable(&self) -> bool {
         match self {
             LiveError::Store(e) => e.is_retryable(),
-            LiveError::Kafka(_) | LiveError::DeadLetters { .. } => true,
-            LiveError::UnknownTopic { .. } => false,
+            LiveError::Kafka(_) | LiveError::DeadLetters { .. } | LiveError::DeadLetterFile { .. } => true,
+            LiveError::UnknownTopic { .. } | LiveError::NoDlqTopic { .. } | LiveError::SourceMismatch { .. } => false,
         }
     }
 }
@@ -66,13 +83,80 @@ pub struct LiveOptions {
     pub group: String,
     pub state_dir: PathBuf,
     pub commit_interval: Duration,
-    /// Dead-letter topic (`<prefix>.dlq` by default).
-    pub dlq_topic: String,
+    /// Where dead letters go (`<prefix>.dlq` by default).
+    pub dlq: DlqTarget,
+    /// Delete the state and re-read every topic from its start.
+    pub reset_positions: bool,
     pub cache_keys: usize,
+    /// Seconds an event time may lie ahead of the wall clock (windows).
+    pub max_future_skew: i64,
     /// Stop (and exit 0) after this long without a new record.
     pub stop_when_idle: Option<Duration>,
     /// Shared with the HTTP server: store, readiness, metrics.
     pub handle: Option<Arc<LiveHandle>>,
+}
+
+/// Refuses positions that belong to another cluster or an older topic
+/// (see `identity.rs`); stores the identity when they are trusted.
+fn check_source_identity(
+    consumer: &BaseConsumer<KafkaContext>,
+    engine: &Engine,
+    parts: &[(String, i32)],
+    state_dir: &std::path::Path,
+) -> Result<(), LiveError> {
+    use crate::identity::{check, PartitionSeen, SourceIdentity};
+    let mut now = SourceIdentity {
+        cluster_id: consumer.client().fetch_cluster_id(Duration::from_secs(5)),
+        ..Default::default()
+    };
+    for (t, _) in parts {
+        *now.partitions.entry(t.clone()).or_default() += 1;
+    }
+    let mut seen = Vec::new();
+    for ((t, p), ranges) in engine.positions().all() {
+        let Some(applied_end) = ranges.ranges().last().map(|r| r.1) else {
+            continue;
+        };
+        let high = if parts.iter().any(|(pt, pp)| pt == t && pp == p) {
+            match consumer.fetch_watermarks(t, *p, Duration::from_secs(5)) {
+                Ok((_, high)) => Some(high),
+                // Unknown for now (broker busy): judge by what else we know.
+                Err(_) => Some(applied_end),
+            }
+        } else if now.partitions.contains_key(t) {
+            None
+        } else {
+            continue; // a topic this run does not read
+        };
+        seen.push(PartitionSeen {
+            topic: t.clone(),
+            partition: *p,
+            applied_end,
+            high,
+        });
+    }
+    let stored = engine.store().source_identity()?;
+    let mismatches = check(stored.as_ref(), &now, &seen);
+    if !mismatches.is_empty() {
+        let details: Vec<String> = mismatches.iter().map(|m| format!("  - {m}")).collect();
+        return Err(LiveError::SourceMismatch {
+            state_dir: state_dir.to_path_buf(),
+            details: details.join("\n"),
+        });
+    }
+    // Keep the largest partition counts seen (partitions are only added).
+    let mut merged = now;
+    if let Some(s) = stored {
+        if merged.cluster_id.is_none() {
+            merged.cluster_id = s.cluster_id;
+        }
+        for (t, n) in s.partitions {
+            let e = merged.partitions.entry(t).or_default();
+            *e = (*e).max(n);
+        }
+    }
+    engine.store().put_source_identity(&merged)?;
+    Ok(())
 }
 
 /// Counters of a live run.
@@ -185,26 +269,47 @@ fn produced_ms(msg: &rdkafka::message::BorrowedMessage<'_>) -> Option<i64> {
     from_header.or_else(|| msg.timestamp().to_millis())
 }
 
-/// Whether the state holds every partition up to its high watermark.
-fn caught_up(consumer: &BaseConsumer<KafkaContext>, assigned: &TopicPartitionList, engine: &Engine) -> bool {
-    assigned.elements().iter().all(|e| {
+/// The partitions whose high watermark the state does not hold yet, as
+/// `topic/partition: state at N, high watermark H` (empty: caught up).
+fn behind(consumer: &BaseConsumer<KafkaContext>, assigned: &TopicPartitionList, engine: &Engine) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in assigned.elements() {
+        let at = engine
+            .positions()
+            .get(e.topic(), e.partition())
+            .and_then(|r| r.ranges().last())
+            .map_or(0, |r| r.1);
         match consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5)) {
-            Ok((_, high)) => {
-                high == 0
-                    || engine
-                        .positions()
-                        .get(e.topic(), e.partition())
-                        .and_then(|r| r.ranges().last())
-                        .is_some_and(|r| r.1 >= high)
-            }
-            Err(_) => false,
+            Ok((_, high)) if high == 0 || at >= high => {}
+            Ok((_, high)) => out.push(format!(
+                "{}/{}: state at {at}, high watermark {high}",
+                e.topic(),
+                e.partition()
+            )),
+            Err(err) => out.push(format!(
+                "{}/{}: high watermark unknown ({err})",
+                e.topic(),
+                e.partition()
+            )),
         }
-    })
+    }
+    out
 }
 
 /// Runs until `stop` is set (or the idle limit passes); commits on the way out.
 pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result<(Engine, LiveStats), LiveError> {
+    if opts.reset_positions && crate::replay::is_state_dir(&opts.state_dir) {
+        tracing::warn!(
+            "--reset-positions: deleting the state in {} and re-reading every topic from its start",
+            opts.state_dir.display()
+        );
+        std::fs::remove_dir_all(&opts.state_dir).map_err(|e| StoreError::Corrupt {
+            path: opts.state_dir.clone(),
+            what: format!("cannot delete it for --reset-positions: {e}"),
+        })?;
+    }
     let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, Durability::Wal)?;
+    engine.set_max_future_skew(opts.max_future_skew);
     let handle = opts.handle.clone();
     if let Some(h) = &handle {
         h.set_store(engine.shared_store());
@@ -235,13 +340,16 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
         context.metrics = Some(h.metrics.clone());
     }
     let consumer: BaseConsumer<KafkaContext> = cfg.create_with_context(context)?;
-    let mut wanted = topics.clone();
-    wanted.push(opts.dlq_topic.clone());
-    let parts = topic_partitions(&consumer, &opts.kafka.brokers, &wanted, stop)?;
+    let parts = topic_partitions(&consumer, &opts.kafka.brokers, &topics, stop)?;
+    check_source_identity(&consumer, &engine, &parts, &opts.state_dir)?;
+    if let DlqTarget::Topic(t) = &opts.dlq {
+        ensure_dlq_topic(&consumer, &opts.kafka, t)?;
+    }
+    tracing::info!("dead letters go to {}", opts.dlq.describe());
     let mut tpl = TopicPartitionList::new();
     // Where each resumed partition must start; checked on its first record.
     let mut resume_check: HashMap<(String, i32), i64> = HashMap::new();
-    for (t, p) in parts.iter().filter(|(t, _)| *t != opts.dlq_topic) {
+    for (t, p) in &parts {
         let stored = engine
             .positions()
             .get(t, *p)
@@ -261,9 +369,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     }
     tracing::info!("consuming {} partitions of {}", tpl.count(), topics.join(", "));
 
-    let dlq_ctx = opts.kafka.context();
-    let failed = dlq_ctx.failed.clone();
-    let dlq: ThreadedProducer<KafkaContext> = opts.kafka.client_config().create_with_context(dlq_ctx)?;
+    let mut dlq = DlqSink::open(opts)?;
 
     let mut stats = LiveStats::default();
     let mut throttle = Throttle { last: HashMap::new() };
@@ -275,20 +381,14 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     let mut first_record: Option<Instant> = None;
     let mut batch = BatchCounts::new(topics.len());
     let commit = |engine: &mut Engine,
+                  dlq: &mut DlqSink,
                   next: &mut HashMap<(String, i32), i64>,
                   stats: &mut LiveStats,
                   pending_ts: &mut Vec<i64>,
                   batch: &mut BatchCounts|
      -> Result<(), LiveError> {
         let started = Instant::now();
-        dlq.flush(Duration::from_secs(30))?;
-        let f = failed.load(Ordering::Relaxed);
-        if f > 0 {
-            return Err(LiveError::DeadLetters {
-                topic: opts.dlq_topic.clone(),
-                failed: f,
-            });
-        }
+        dlq.flush()?;
         engine.sync()?;
         stats.commits += 1;
         stats.commit_us.saturating_record(started.elapsed().as_micros() as u64);
@@ -347,39 +447,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
                         Err(reason) => {
                             stats.dead_letters += 1;
                             batch.dead[src] += 1;
-                            let (ps, os) = (partition.to_string(), offset.to_string());
-                            let headers = OwnedHeaders::new()
-                                .insert(Header {
-                                    key: "pinstream.reason",
-                                    value: Some(reason.as_str()),
-                                })
-                                .insert(Header {
-                                    key: "pinstream.topic",
-                                    value: Some(topic),
-                                })
-                                .insert(Header {
-                                    key: "pinstream.partition",
-                                    value: Some(ps.as_str()),
-                                })
-                                .insert(Header {
-                                    key: "pinstream.offset",
-                                    value: Some(os.as_str()),
-                                });
-                            let mut record: BaseRecord<'_, (), [u8], ()> =
-                                BaseRecord::to(&opts.dlq_topic).payload(payload).headers(headers);
-                            loop {
-                                match dlq.send(record) {
-                                    Ok(()) => break,
-                                    Err((
-                                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                                        r,
-                                    )) => {
-                                        record = r;
-                                        std::thread::sleep(Duration::from_millis(10));
-                                    }
-                                    Err((e, _)) => return Err(e.into()),
-                                }
-                            }
+                            dlq.send(&reason, topic, partition, offset, payload)?;
                         }
                     }
                     engine.mark(topic, partition, offset);
@@ -397,23 +465,39 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
             None => {}
         }
         if last_commit.elapsed() >= opts.commit_interval && engine.pending() > 0 {
-            commit(&mut engine, &mut next_offsets, &mut stats, &mut pending_ts, &mut batch)?;
+            commit(
+                &mut engine,
+                &mut dlq,
+                &mut next_offsets,
+                &mut stats,
+                &mut pending_ts,
+                &mut batch,
+            )?;
             last_commit = Instant::now();
         }
         if opts.stop_when_idle.is_some_and(|d| last_record.elapsed() >= d) {
             // Idle is not enough (a slow start looks idle too): stop only once
             // every partition's high watermark is in the state.
-            if caught_up(&consumer, &tpl, &engine) {
+            let lagging = behind(&consumer, &tpl, &engine);
+            if lagging.is_empty() {
                 tracing::info!(
                     "caught up, no new record for {:?}: stopping",
                     opts.stop_when_idle.unwrap_or_default()
                 );
                 break;
             }
+            tracing::warn!("idle but not caught up: {}", lagging.join("; "));
             last_record = Instant::now();
         }
     }
-    commit(&mut engine, &mut next_offsets, &mut stats, &mut pending_ts, &mut batch)?;
+    commit(
+        &mut engine,
+        &mut dlq,
+        &mut next_offsets,
+        &mut stats,
+        &mut pending_ts,
+        &mut batch,
+    )?;
     if let Some(h) = &handle {
         h.set_ready(false);
     }

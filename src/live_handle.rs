@@ -91,7 +91,7 @@ impl BatchCounts {
         join("in", engine.records - p.records);
         join("out", (engine.joined + engine.replaced) - (p.joined + p.replaced));
         join("dropped", engine.unchanged - p.unchanged);
-        let late = engine.agg.late - p.agg.late;
+        let late = (engine.agg.late + engine.agg.future) - (p.agg.late + p.agg.future);
         m.operator_records
             .with_label_values(&["aggregates", "dropped"])
             .inc_by(late);

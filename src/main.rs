@@ -67,11 +67,12 @@ fn open_state(state_dir: &Path, topology: Option<&Path>) -> Result<Result<(Topol
     };
     if !replay::is_state_dir(state_dir) {
         bail!(
-            "{} is not a pinstream state dir (no RocksDB CURRENT file)",
-            state_dir.display()
+            "{} is not a pinstream state dir (no {} marker, no pinstream RocksDB)",
+            state_dir.display(),
+            store::MARKER
         );
     }
-    let store = store::Store::open(state_dir, &topo)?;
+    let store = store::Store::open_read_only(state_dir, &topo)?;
     Ok(Ok((topo, store)))
 }
 
@@ -103,7 +104,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Ok(t) => t,
                 Err(code) => return Ok(code),
             };
-            println!(
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
                 "ok: topology `{}`: {} sources, join `{}` on `{}`, {} aggregates, {} queries ({} in the answer)",
                 topo.spec.name,
                 topo.sources.len(),
@@ -112,17 +115,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 topo.aggregates.len(),
                 topo.queries.len(),
                 topo.answers.len()
-            );
+            )?;
             for s in &topo.sources {
                 let kept: Vec<&str> = s.projection.iter().map(|n| &**n).collect();
-                println!(
+                writeln!(
+                    out,
                     "  source {:<6} topic {:<18} key {:<5} {} ops, join keeps [{}]",
                     s.name,
                     s.topic,
                     &*s.key,
                     s.ops.len(),
                     kept.join(", ")
-                );
+                )?;
             }
             for a in &topo.aggregates {
                 let window = a
@@ -130,7 +134,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .as_ref()
                     .map(|(f, w)| format!(" window {}s on {} kept {}s", w.size, f, w.retention))
                     .unwrap_or_default();
-                println!("  store  {:<34} {}{window}: {}", a.name, a.function, a.description);
+                writeln!(out, "  store  {:<34} {}{window}: {}", a.name, a.function, a.description)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -183,8 +187,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             rate,
             state_dir,
             format,
+            max_future_skew,
+            reset_positions,
             http,
-        } => cli::live::demo(posts, rate, state_dir, format, http),
+        } => cli::live::demo(posts, rate, state_dir, format, max_future_skew, reset_positions, http),
         Command::Positions { state_dir, topology } => {
             let (_, store) = match open_state(&state_dir, topology.as_deref())? {
                 Ok(opened) => opened,
@@ -192,11 +198,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             let mut all: Vec<_> = store.positions()?.into_iter().collect();
             all.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut out = std::io::stdout().lock();
             for ((topic, partition), ranges) in all {
-                println!(
+                writeln!(
+                    out,
                     "{}",
                     serde_json::json!({"topic": topic, "partition": partition, "ranges": ranges.ranges()})
-                );
+                )?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -221,6 +229,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             dead_letter,
             commit_every,
             cache_keys,
+            max_future_skew,
+            strict,
             quiet,
         } => {
             let topo = match load(topology.as_deref()) {
@@ -253,8 +263,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 cache_keys,
                 progress: !quiet,
                 durability,
+                max_future_skew,
             };
             let (engine, s) = replay::replay(topo.clone(), &opts, dead.as_mut())?;
+            let problems = s.skipped.len() + s.read_errors.len() + s.unknown_topics.len();
+            if strict && problems > 0 {
+                for line in s.skipped.iter().chain(&s.read_errors) {
+                    eprintln!("  {line}");
+                }
+                for t in &s.unknown_topics {
+                    eprintln!("  topic `{t}`: no source reads it");
+                }
+                bail!(
+                    "--strict: {} skipped files, {} unreadable files, {} unknown topics (no answers printed)",
+                    s.skipped.len(),
+                    s.read_errors.len(),
+                    s.unknown_topics.len()
+                );
+            }
             let answers = query::answers(engine.store(), &topo)?;
             print_answers(&answers, format)?;
             if !quiet {
@@ -298,6 +324,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         thousands(e.agg.late)
                     );
                 }
+                if e.agg.future > 0 {
+                    eprintln!(
+                        "  windowed updates too far in the future {} (event time beyond the wall clock + --max-future-skew)",
+                        thousands(e.agg.future)
+                    );
+                }
                 let reasons: Vec<String> = s.dead_reasons.iter().map(|(r, n)| format!("{n} × {r}")).collect();
                 match (&dead_letter, s.dead_letters) {
                     (_, 0) => eprintln!("  dead letters 0"),
@@ -319,15 +351,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 for e in &s.read_errors {
                     eprintln!("  read error: {e}");
                 }
+                for k in s.skipped.iter().take(10) {
+                    eprintln!("  skipped file {k}");
+                }
+                if s.skipped.len() > 10 {
+                    eprintln!("  … and {} more skipped files", s.skipped.len() - 10);
+                }
                 eprintln!(
-                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={}",
+                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={} skipped_files={} unreadable_files={} unknown_topics={}",
                     s.records,
                     s.bytes,
                     secs,
                     s.records as f64 / secs,
                     s.bytes as f64 / 1e6 / secs,
                     rss >> 20,
-                    s.dead_letters
+                    s.dead_letters,
+                    s.skipped.len(),
+                    s.read_errors.len(),
+                    s.unknown_topics.len()
                 );
             }
             drop(engine);
@@ -345,9 +386,36 @@ fn main() -> ExitCode {
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,
+        // A closed stdout (`pinstream positions | head -1`) ends the output,
+        // not the process with a panic.
+        Err(e) if broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             ExitCode::from(1)
         }
     }
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The error and its causes, each cause left out when the message before it
+/// already says it (typed errors that quote their source would otherwise
+/// print it twice).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }

@@ -269,7 +269,7 @@ impl Operator for Op {
 pub fn parse_count(v: &Value) -> Value {
     match v {
         Value::Int(i) => Value::Int(*i),
-        Value::Float(f) if f.is_finite() => Value::Int(f.round() as i64),
+        Value::Float(f) => in_i64(f.round()).map_or(Value::Null, Value::Int),
         Value::Str(s) => {
             let s = s.trim();
             let (num, mult) = if let Some(n) = s.strip_suffix('k') {
@@ -285,7 +285,7 @@ pub fn parse_count(v: &Value) -> Value {
                 && num.bytes().filter(|&b| b == b'.').count() <= 1
                 && num != ".";
             match num.parse::<f64>() {
-                Ok(n) if plain => Value::Int((n * mult).round() as i64),
+                Ok(n) if plain => in_i64((n * mult).round()).map_or(Value::Null, Value::Int),
                 _ => Value::Null,
             }
         }
@@ -293,21 +293,34 @@ pub fn parse_count(v: &Value) -> Value {
     }
 }
 
+/// A whole float as i64 when it is in range (never saturated).
+fn in_i64(f: f64) -> Option<i64> {
+    // 2^63 is exactly representable; every float below it in magnitude fits.
+    (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0)
+        .contains(&f)
+        .then_some(f as i64)
+}
+
+/// The integer a JSON float stands for, when it stands for exactly one.
+///
+/// JSON numbers in the i64/u64 range arrive as integers; a float is a
+/// fraction, an exponent form or a number out of range. Only a whole number
+/// within ±2^53 is taken (beyond that a float cannot say which integer it
+/// meant), so `1e30` or `18446744073709551616` is a cast error and is never
+/// clamped to `i64::MAX`, as `f as i64` would do.
+fn exact_int(f: f64) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    (f.is_finite() && f.fract() == 0.0 && f.abs() <= EXACT).then_some(f as i64)
+}
+
 fn cast(v: &Value, to: CastType) -> Option<Value> {
     Some(match (to, v) {
         (CastType::Int, Value::Int(i)) => Value::Int(*i),
-        (CastType::Int, Value::Float(f)) if f.fract() == 0.0 && f.is_finite() => Value::Int(*f as i64),
-        (CastType::Int, Value::Str(s)) => {
-            let t = s.trim();
-            match t.parse::<i64>() {
-                Ok(i) => Value::Int(i),
-                Err(_) => match t.parse::<f64>() {
-                    Ok(f) if f.fract() == 0.0 && f.is_finite() && f.abs() < 9.0e18 => Value::Int(f as i64),
-                    _ => return None,
-                },
-            }
-        }
-        (CastType::Int, Value::Bool(b)) => Value::Int(i64::from(*b)),
+        (CastType::Int, Value::Float(f)) => Value::Int(exact_int(*f)?),
+        // A string is an integer only when it is one: optional sign and
+        // decimal digits, in range. "1e3", "12.0" and "9223372036854775808"
+        // are not (parse::<i64> refuses all three; it never clamps).
+        (CastType::Int, Value::Str(s)) => Value::Int(s.trim().parse::<i64>().ok()?),
         (CastType::Float, Value::Int(i)) => Value::Float(*i as f64),
         (CastType::Float, Value::Float(f)) => Value::Float(*f),
         (CastType::Float, Value::Str(s)) => match s.trim().parse::<f64>() {
@@ -472,7 +485,9 @@ pub fn raw_needs(ops: &[OpSpec], needed: &[String]) -> Vec<String> {
 /// Checks an operator against the record's field list (if known) and
 /// updates the list to what the operator produces. `None` = unknown fields.
 pub fn check(op: &OpSpec, fields: &mut Option<Vec<String>>, path: &str, errors: &mut Vec<SpecError>) {
-    let mut need = |f: &str, what: &str| {
+    // `key` is the operator's TOML key naming the field, so the error points
+    // at that line.
+    let mut need = |f: &str, key: &str| {
         if let Some(known) = fields.as_ref() {
             if !known.iter().any(|k| k == f) {
                 let cands: Vec<&str> = known.iter().map(String::as_str).collect();
@@ -480,7 +495,13 @@ pub fn check(op: &OpSpec, fields: &mut Option<Vec<String>>, path: &str, errors: 
                     Some(s) => format!("did you mean `{s}`?"),
                     None => format!("fields here: {}", known.join(", ")),
                 };
-                errors.push(SpecError::new(path, format!("{what} `{f}` does not exist at this point")).hint(hint));
+                errors.push(
+                    SpecError::new(
+                        format!("{path}.{key}"),
+                        format!("field `{f}` does not exist at this point"),
+                    )
+                    .hint(hint),
+                );
             }
         }
     };
@@ -498,7 +519,7 @@ pub fn check(op: &OpSpec, fields: &mut Option<Vec<String>>, path: &str, errors: 
                     SpecError::new(path, format!("`fields = \"{s}\"` is not valid"))
                         .hint("use \"*\" for every field or a list"),
                 ),
-                FieldSet::List(l) => l.iter().for_each(|f| need(f, "field")),
+                FieldSet::List(l) => l.iter().for_each(|f| need(f, "fields")),
                 _ => {}
             }
             if values.is_empty() {
@@ -525,7 +546,7 @@ pub fn check(op: &OpSpec, fields: &mut Option<Vec<String>>, path: &str, errors: 
             }
         }
         OpSpec::Rename { from, to } => {
-            need(from, "field");
+            need(from, "from");
             if let Some(k) = fields.as_mut() {
                 k.retain(|x| x != to);
                 if let Some(x) = k.iter_mut().find(|x| *x == from) {
@@ -534,17 +555,17 @@ pub fn check(op: &OpSpec, fields: &mut Option<Vec<String>>, path: &str, errors: 
             }
         }
         OpSpec::Drop { fields: d } => {
-            d.iter().for_each(|f| need(f, "field"));
+            d.iter().for_each(|f| need(f, "fields"));
             if let Some(k) = fields.as_mut() {
                 k.retain(|x| !d.contains(x));
             }
         }
         OpSpec::Select { fields: s } => {
-            s.iter().for_each(|f| need(f, "field"));
+            s.iter().for_each(|f| need(f, "fields"));
             *fields = Some(s.clone());
         }
         OpSpec::Concat { fields: c, to, .. } | OpSpec::Array { fields: c, to } => {
-            c.iter().for_each(|f| need(f, "field"));
+            c.iter().for_each(|f| need(f, "fields"));
             if c.is_empty() {
                 errors.push(SpecError::new(path, "`fields` is empty"));
             }
@@ -574,7 +595,7 @@ pub fn check(op: &OpSpec, fields: &mut Option<Vec<String>>, path: &str, errors: 
             }
             add(fields, to);
         }
-        OpSpec::Require { fields: r } => r.iter().for_each(|f| need(f, "field")),
+        OpSpec::Require { fields: r } => r.iter().for_each(|f| need(f, "fields")),
     }
 }
 
@@ -621,6 +642,50 @@ mod tests {
         .apply(&mut r)
         .unwrap();
         assert_eq!(r.to_json(), r#"{"a":2,"c":null,"b":1}"#);
+    }
+
+    #[test]
+    fn regression_out_of_range_ind_is_a_cast_error_not_clamped() {
+        let reject = Op::Cast {
+            field: intern("ind"),
+            to: CastType::Int,
+            on_error: OnError::Reject,
+        };
+        for bad in [
+            r#"{"ind":18446744073709551616}"#,
+            r#"{"ind":9223372036854775808}"#,
+            r#"{"ind":-1e30}"#,
+            r#"{"ind":1e30}"#,
+            r#"{"ind":1.5}"#,
+            r#"{"ind":"9223372036854775808"}"#,
+            r#"{"ind":"1e3"}"#,
+            r#"{"ind":"12.0"}"#,
+        ] {
+            assert!(reject.apply(&mut rec(bad)).is_err(), "{bad} must be a cast error");
+        }
+        for (good, want) in [
+            (r#"{"ind":9223372036854775807}"#, i64::MAX),
+            (r#"{"ind":-9223372036854775808}"#, i64::MIN),
+            (r#"{"ind":"-42"}"#, -42),
+            (r#"{"ind":7.0}"#, 7),
+        ] {
+            let mut r = rec(good);
+            reject.apply(&mut r).unwrap();
+            assert_eq!(r.get("ind"), Some(&Value::Int(want)), "{good}");
+        }
+        // Elsewhere a bad integer becomes null: `age: 1e30` is no age at all.
+        let nulling = Op::Cast {
+            field: intern("age"),
+            to: CastType::Int,
+            on_error: OnError::Null,
+        };
+        let mut r = rec(r#"{"age":1e30}"#);
+        nulling.apply(&mut r).unwrap();
+        assert_eq!(r.get("age"), Some(&Value::Null));
+        assert_eq!(parse_count(&Value::Float(1e30)), Value::Null);
+        // Found by fuzz_props: `"index": false` became ind 0.
+        assert!(reject.apply(&mut rec(r#"{"ind":false}"#)).is_err());
+        assert_eq!(parse_count(&Value::Str("99999999999999999999M".into())), Value::Null);
     }
 
     #[test]

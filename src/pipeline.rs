@@ -97,6 +97,14 @@ impl FileDeadLetters {
             out: std::io::BufWriter::new(std::fs::File::create(path)?),
         })
     }
+
+    /// Appends to the file (the live daemon keeps it across restarts).
+    pub fn append(path: &Path) -> std::io::Result<Self> {
+        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(FileDeadLetters {
+            out: std::io::BufWriter::new(f),
+        })
+    }
 }
 
 impl DeadLetterSink for FileDeadLetters {

@@ -47,6 +47,8 @@ pub struct ReplayOptions {
     pub progress: bool,
     /// `Ephemeral` for a temporary state dir, `Flush` for one that is kept.
     pub durability: Durability,
+    /// Seconds an event time may lie ahead of the wall clock (windows).
+    pub max_future_skew: i64,
 }
 
 /// What a replay saw.
@@ -65,6 +67,8 @@ pub struct ReplaySummary {
     /// Topics in the archive that no source reads.
     pub unknown_topics: Vec<String>,
     pub read_errors: Vec<String>,
+    /// Files in the archive that are not read, with the reason.
+    pub skipped: Vec<String>,
     pub elapsed: Duration,
     /// Time the engine thread waited for parsed input.
     pub input_wait: Duration,
@@ -167,7 +171,8 @@ pub fn replay(
     dead: &mut dyn DeadLetterSink,
 ) -> Result<(Engine, ReplaySummary), ReplayError> {
     let started = Instant::now();
-    let files = archive::scan(&opts.archive)?;
+    let scan = archive::scan(&opts.archive)?;
+    let files = scan.files;
     let mut topics: Vec<&str> = files.iter().map(|f| f.topic.as_str()).collect();
     topics.dedup();
     let prefix = resolve_prefix(&topo, &topics, opts.prefix.as_deref()).map_err(ReplayError::Prefix)?;
@@ -180,6 +185,11 @@ pub fn replay(
 
     let mut summary = ReplaySummary {
         prefix: prefix.clone(),
+        skipped: scan
+            .skipped
+            .into_iter()
+            .map(|k| format!("{}: {}", k.path.display(), k.reason))
+            .collect(),
         ..Default::default()
     };
     let mut unknown: Vec<String> = topics
@@ -197,6 +207,7 @@ pub fn replay(
     summary.bytes = files.iter().map(|(f, _)| f.size).sum();
 
     let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, opts.durability)?;
+    engine.set_max_future_skew(opts.max_future_skew);
     let done: HashMap<(String, i32), Ranges> = engine.positions().all().map(|(k, v)| (k.clone(), v.clone())).collect();
 
     let bar = if opts.progress && std::io::stderr().is_terminal() {
@@ -319,7 +330,7 @@ pub fn temp_state_dir() -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix("pinstream-state-").tempdir()
 }
 
-/// Whether `dir` looks like an existing state dir.
+/// Whether `dir` is an existing pinstream state dir.
 pub fn is_state_dir(dir: &Path) -> bool {
-    dir.join("CURRENT").is_file()
+    crate::store::dir_kind(dir) == crate::store::DirKind::State
 }

@@ -17,6 +17,18 @@
 //!   or t-digest when large) combined by the `sketch` merge operator. Writers only ever *merge* deltas, so
 //!   pre-aggregated batches from any number of writers combine.
 //!
+//! A state dir is marked by a `PINSTREAM_STATE` file, written before
+//! RocksDB creates anything; a non-empty directory without it is refused
+//! before a byte is written (it may hold someone else's files or database).
+//! Dirs written before the marker existed are recognised by their column
+//! families (`meta` plus only `join.*`/`agg.*`) and adopted.
+//!
+//! The write-ahead log is replayed with `TolerateCorruptedTailRecords`: a
+//! torn last record (power loss) is dropped, but corruption inside the log
+//! stops the open with an error, instead of RocksDB's default
+//! point-in-time recovery, which silently rolls the state back to the
+//! commit before the damage.
+//!
 //! Invariant: a commit is one `WriteBatch` holding the join rows, aggregate
 //! deltas, source positions and watermarks it covers: after a crash the state
 //! is as of some commit, never half of one.
@@ -46,6 +58,20 @@ pub enum StoreError {
     TopologyMismatch { path: PathBuf, found: u64, expected: u64 },
     #[error("corrupt state in {path}: {what}")]
     Corrupt { path: PathBuf, what: String },
+    #[error(
+        "{path} is not empty and is not a pinstream state dir (it holds {sample}); \
+         refusing to write there: pass an empty or new --state-dir"
+    )]
+    Foreign { path: PathBuf, sample: String },
+    #[error(
+        "the state in {path} is damaged: RocksDB found corruption in its write-ahead log or files ({source}); \
+         it is not rolled back silently to an older commit. Start over with a new --state-dir (the live daemon re-reads Kafka from the start), or restore the dir from a backup"
+    )]
+    WalCorrupt {
+        path: PathBuf,
+        #[source]
+        source: rocksdb::Error,
+    },
 }
 
 impl StoreError {
@@ -63,6 +89,61 @@ impl StoreError {
             _ => false,
         }
     }
+}
+
+/// The file that marks a directory as a pinstream state dir.
+pub const MARKER: &str = "PINSTREAM_STATE";
+
+/// What a directory is, as far as opening a state there goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DirKind {
+    /// Missing or empty: a new state may be created.
+    Empty,
+    /// A pinstream state dir (marked, or an unmarked one of an older build).
+    State,
+    /// Anything else; `sample` names a few of its entries.
+    Foreign { sample: String },
+}
+
+/// Looks at a directory without writing to it.
+pub fn dir_kind(path: &Path) -> DirKind {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return if path.exists() {
+            DirKind::Foreign {
+                sample: "something that is not a readable directory".into(),
+            }
+        } else {
+            DirKind::Empty
+        };
+    };
+    let names: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.is_empty() {
+        return DirKind::Empty;
+    }
+    if names.iter().any(|n| n == MARKER) {
+        return DirKind::State;
+    }
+    // An older pinstream state: RocksDB with our families only. list_cf
+    // reads the MANIFEST and writes nothing.
+    if names.iter().any(|n| n == "CURRENT") {
+        if let Ok(cfs) = DB::list_cf(&Options::default(), path) {
+            let ours = |n: &String| n == "default" || n == META || n.starts_with("join.") || n.starts_with("agg.");
+            if cfs.iter().any(|n| n == META) && cfs.iter().all(ours) {
+                return DirKind::State;
+            }
+        }
+    }
+    let mut sample: Vec<&str> = names.iter().map(String::as_str).take(3).collect();
+    sample.sort_unstable();
+    let more = names.len().saturating_sub(sample.len());
+    let mut sample = sample.join(", ");
+    if more > 0 {
+        sample.push_str(&format!(" and {more} more"));
+    }
+    DirKind::Foreign { sample }
 }
 
 fn add_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
@@ -129,16 +210,53 @@ impl Store {
         Self::open_with(path, topo, Durability::Wal)
     }
 
+    /// Opens an existing state for reading only (`answers`, `positions`):
+    /// nothing is written, so it works on a read-only disk or a full one.
+    pub fn open_read_only(path: &Path, topo: &Topology) -> Result<Store, StoreError> {
+        Self::open_mode(path, topo, Durability::Wal, true)
+    }
+
     pub fn open_with(path: &Path, topo: &Topology, durability: Durability) -> Result<Store, StoreError> {
+        Self::open_mode(path, topo, durability, false)
+    }
+
+    fn open_mode(path: &Path, topo: &Topology, durability: Durability, read_only: bool) -> Result<Store, StoreError> {
         let rocks = |source| StoreError::Rocks {
             path: path.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(path).map_err(|e| StoreError::Corrupt {
+        let io = |what: &str, e: std::io::Error| StoreError::Corrupt {
             path: path.to_path_buf(),
-            what: format!("cannot create the state dir: {e}"),
-        })?;
+            what: format!("{what}: {e}"),
+        };
+        match dir_kind(path) {
+            DirKind::Foreign { sample } => {
+                return Err(StoreError::Foreign {
+                    path: path.to_path_buf(),
+                    sample,
+                })
+            }
+            DirKind::Empty if read_only => {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    what: "no state here".into(),
+                })
+            }
+            DirKind::Empty => {
+                std::fs::create_dir_all(path).map_err(|e| io("cannot create the state dir", e))?;
+                std::fs::write(path.join(MARKER), "pinstream state dir (RocksDB)\n")
+                    .map_err(|e| io("cannot write the state dir marker", e))?;
+            }
+            DirKind::State => {
+                if !read_only && !path.join(MARKER).exists() {
+                    // Adopt an older unmarked state dir; a read-only one is
+                    // still readable (answers, positions).
+                    let _ = std::fs::write(path.join(MARKER), "pinstream state dir (RocksDB)\n");
+                }
+            }
+        }
         let mut db_opts = Options::default();
+        db_opts.set_wal_recovery_mode(rocksdb::DBRecoveryMode::TolerateCorruptedTailRecords);
         db_opts.create_if_missing(true);
         db_opts.create_missing_column_families(true);
         db_opts.increase_parallelism(2);
@@ -174,8 +292,28 @@ impl Store {
                 wanted.push((name, Options::default()));
             }
         }
+        if read_only {
+            // Nothing can be created: open what is there (a topology with
+            // other families is then refused by its fingerprint, below).
+            let existing = DB::list_cf(&Options::default(), path).unwrap_or_default();
+            wanted.retain(|(n, _)| existing.contains(n));
+        }
         let cfs = wanted.into_iter().map(|(n, o)| ColumnFamilyDescriptor::new(n, o));
-        let db = DB::open_cf_descriptors(&db_opts, path, cfs).map_err(rocks)?;
+        let opened = if read_only {
+            DB::open_cf_descriptors_read_only(&db_opts, path, cfs, false)
+        } else {
+            DB::open_cf_descriptors(&db_opts, path, cfs)
+        };
+        let db = opened.map_err(|source| {
+            if source.kind() == rocksdb::ErrorKind::Corruption {
+                StoreError::WalCorrupt {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            } else {
+                rocks(source)
+            }
+        })?;
         let store = Store {
             db,
             path: path.to_path_buf(),
@@ -193,6 +331,12 @@ impl Store {
                         expected: topo.fingerprint,
                     });
                 }
+            }
+            None if read_only => {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    what: "no topology fingerprint: the state was never written".into(),
+                })
             }
             None => store
                 .db
@@ -264,6 +408,24 @@ impl Store {
 
     pub fn put_watermark(&self, batch: &mut WriteBatch, agg: &str, wm: i64) -> Result<(), StoreError> {
         batch.put_cf(self.cf(META)?, wm_key(agg), wm.to_le_bytes());
+        Ok(())
+    }
+
+    /// The source identity stored with the positions (see `identity.rs`).
+    pub fn source_identity(&self) -> Result<Option<crate::identity::SourceIdentity>, StoreError> {
+        Ok(self
+            .get(META, b"source")?
+            .and_then(|v| crate::identity::SourceIdentity::from_bytes(&v)))
+    }
+
+    /// Stores the source identity (written durably at once).
+    pub fn put_source_identity(&self, id: &crate::identity::SourceIdentity) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(META)?, b"source", id.to_bytes());
+        self.write(batch)?;
+        if self.durability != Durability::Wal {
+            self.flush()?;
+        }
         Ok(())
     }
 

@@ -16,7 +16,7 @@ fn pinstream(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
         child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     }
     drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
+    let out = common::wait_within(child, 300, &format!("pinstream {args:?}"));
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),

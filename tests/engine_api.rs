@@ -242,3 +242,79 @@ fn builder_reports_every_error_at_once() {
         .any(|e| e.contains("join.inputs[2]") && e.contains("listed twice")));
     assert!(text.iter().any(|e| e.contains("aggregate[3].window.size")));
 }
+
+/// Regression (issue 8, defect 1): one record dated 9999-12-31 used to move
+/// the retention watermark to year 9999 and delete every window, for good.
+#[test]
+fn regression_far_future_event_time_does_not_empty_live_windows() {
+    let topo = Arc::new(spec().build().expect("valid"));
+    let dir = tempfile::tempdir().unwrap();
+    // The wall clock stands at 2024-01-01 13:00 for this test.
+    let now = chrono::NaiveDate::from_ymd_opt(2024, 1, 1)
+        .unwrap()
+        .and_hms_opt(13, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp();
+    let hostile = [
+        (
+            0,
+            r#"{"id": 7, "amount": "1", "at": "9999-12-31 23:59:59", "buyer": "eve"}"#,
+        ),
+        (1, r#"{"id": 7, "region": "north"}"#),
+        // 20 minutes ahead with a 5-minute skew: also too far.
+        (
+            0,
+            r#"{"id": 8, "amount": "1", "at": "2024-01-01 13:20:00", "buyer": "eve"}"#,
+        ),
+        (1, r#"{"id": 8, "region": "south"}"#),
+    ];
+    let mut items = input();
+    items.splice(3..3, hostile.iter().copied());
+    let feed = |engine: &mut Engine, items: &[(usize, &str)], first: i64| {
+        for (i, (src, raw)) in items.iter().enumerate() {
+            let p = prepare(engine.topology(), *src, raw.as_bytes()).unwrap();
+            engine.process(*src, &p.key, p.row).unwrap();
+            engine.mark("t", 0, first + i as i64);
+        }
+    };
+    let open = || {
+        let mut e = Engine::open(topo.clone(), dir.path(), 1000, Durability::Wal).unwrap();
+        e.set_max_future_skew(300);
+        e.set_clock(now);
+        e
+    };
+    {
+        let mut engine = open();
+        feed(&mut engine, &items[..8], 0);
+        engine.sync().unwrap();
+        assert!(engine.stats.agg.future >= 2, "{:?}", engine.stats.agg);
+    }
+    let mut engine = open();
+    feed(&mut engine, &items[8..], 8);
+    engine.sync().unwrap();
+    let all_time = TimeRange::default();
+    // The windows are as without the hostile records (see the test above).
+    assert_eq!(
+        rows(&engine, "hourly", all_time),
+        table(&["region", "count"], &[&["north", "2"], &["south", "2"]])
+    );
+    // All-time aggregates take them like any other record.
+    assert_eq!(
+        rows(&engine, "orders_per_region", all_time),
+        table(&["region", "orders"], &[&["north", "4"], &["south", "3"]])
+    );
+    // A changed record for the far-future key retracts nothing from windows.
+    let p = prepare(
+        engine.topology(),
+        0,
+        br#"{"id": 7, "amount": "2", "at": "2024-01-01 12:10:00", "buyer": "eve"}"#,
+    )
+    .unwrap();
+    engine.process(0, &p.key, p.row).unwrap();
+    engine.sync().unwrap();
+    assert_eq!(
+        rows(&engine, "hourly", all_time),
+        table(&["region", "count"], &[&["north", "3"], &["south", "2"]])
+    );
+}

@@ -58,9 +58,7 @@ fn assert_broker_kept_everything(bs: &str, prefix: &str) {
 
 /// Runs the daemon until it has been idle for 3 s; panics on failure.
 fn run_until_idle(bs: &str, prefix: &str, state: &str) -> String {
-    let out = spawn_run(bs, prefix, state, &["--stop-when-idle", "3"])
-        .wait_with_output()
-        .unwrap();
+    let out = wait_within(spawn_run(bs, prefix, state, &["--stop-when-idle", "3"]), 300, "run");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "run failed: {err}");
     err
@@ -97,7 +95,7 @@ fn sigkill_at_random_points_loses_nothing_and_counts_nothing_twice() {
         let mut child = spawn_run(&bs, prefix, &state, &[]);
         std::thread::sleep(Duration::from_millis(ms));
         child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
+        let status = status_within(&mut child, 120, "child");
         assert!(!status.success(), "kill {i}: the daemon had already exited");
         if std::path::Path::new(&state).join("CURRENT").exists() && answers(&state) != want {
             partial += 1;
@@ -127,7 +125,7 @@ fn sigterm_commits_and_exits_zero_within_seconds() {
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
+    let status = status_within(&mut child, 120, "child");
     assert!(status.success(), "exit status after SIGTERM: {status}");
     assert!(sent.elapsed() < Duration::from_secs(5), "took {:?}", sent.elapsed());
     // Everything consumed before SIGTERM was committed: a new run has nothing left.
@@ -202,7 +200,7 @@ fn broker_down_mid_run_loses_nothing() {
     mock.broker_down(1).unwrap();
     std::thread::sleep(Duration::from_secs(3));
     mock.broker_up(1).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = wait_within(child, 300, "child");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(answers(&state), replayed(dir.path(), 3000, 12, prefix));
 }
@@ -213,7 +211,7 @@ fn an_unknown_topic_is_a_clear_error() {
     let bs = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state").display().to_string();
-    let out = spawn_run(&bs, "nosuch", &state, &[]).wait_with_output().unwrap();
+    let out = wait_within(spawn_run(&bs, "nosuch", &state, &[]), 120, "run on unknown topic");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("topic `nosuch.pin` does not exist"), "{err}");
@@ -245,8 +243,7 @@ fn config_file_supplies_settings_and_flags_win_over_it() {
             "3",
         ])
         .env_remove("PINSTREAM_PREFIX")
-        .output()
-        .unwrap();
+        .output_within_secs(300);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_same_answers(
         &answers(state.to_str().unwrap()),
@@ -257,9 +254,64 @@ fn config_file_supplies_settings_and_flags_win_over_it() {
     std::fs::write(&config, "brokerz = \"x\"\n").unwrap();
     let out = cmd()
         .args(["run", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
+        .output_within_secs(300);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("brokerz"), "{err}");
+}
+
+/// Regression (issue 8, defect 8): `run` refused to start when the
+/// dead-letter topic was missing. Now it creates it, or takes
+/// `--dlq file:PATH` / `--dlq off` where topics cannot be created.
+#[test]
+fn regression_missing_dead_letter_topic_is_created_or_replaced_by_a_file_or_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = ["{\"ind\": 1, \"country\": ", "[1]"];
+    for (i, mode) in ["topic", "file", "off"].into_iter().enumerate() {
+        let prefix = format!("dlqmode{i}");
+        let mock = MockCluster::new(1).unwrap();
+        for t in ["pin", "geo", "user"] {
+            mock.create_topic(&format!("{prefix}.{t}"), 2, 1).unwrap();
+        }
+        let bs = mock.bootstrap_servers();
+        emulate_to_kafka(&bs, &prefix, 100, 7, &[]);
+        produce_raw(&bs, &format!("{prefix}.user"), 0, &bad);
+        let state = dir.path().join(format!("state-{mode}")).display().to_string();
+        let file = dir.path().join(format!("dead-{mode}.jsonl"));
+        let dlq = match mode {
+            "topic" => format!("{prefix}.dlq"),
+            "file" => format!("file:{}", file.display()),
+            _ => "off".into(),
+        };
+        let out = wait_within(
+            spawn_run(&bs, &prefix, &state, &["--stop-when-idle", "3", "--dlq", &dlq]),
+            120,
+            "run",
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{mode}: {err}");
+        assert!(err.contains("2 dead letters"), "{mode}: {err}");
+        match mode {
+            "topic" => {
+                let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bs).create().unwrap();
+                let (_, high) = c
+                    .fetch_watermarks(&format!("{prefix}.dlq"), 0, Duration::from_secs(5))
+                    .unwrap();
+                assert_eq!(high, 2, "the created dead-letter topic holds both letters");
+            }
+            "file" => {
+                let lines = read_lines(&file);
+                assert_eq!(lines.len(), 2, "{lines:?}");
+                assert!(lines
+                    .iter()
+                    .all(|l| l.contains("\"topic\"") && l.contains("\"reason\"")));
+            }
+            _ => assert!(!file.exists()),
+        }
+        assert_same_answers(
+            &answers(&state),
+            &replayed(&dir.path().join(mode), 100, 7, &prefix),
+            mode,
+        );
+    }
 }

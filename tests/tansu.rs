@@ -63,7 +63,7 @@ fn tansu_live_answers_equal_replay_and_survive_sigkill() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(ms));
         child.kill().unwrap();
-        child.wait().unwrap();
+        status_within(&mut child, 120, "child");
     }
     run_until_caught_up(&bs, &prefix, &state);
     let got = answers(&state);
@@ -130,8 +130,7 @@ fn tansu_unknown_topic_is_a_clear_error() {
             "--state-dir",
             dir.path().join("s").to_str().unwrap(),
         ])
-        .output()
-        .unwrap();
+        .output_within_secs(300);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("does not exist"), "{err}");

@@ -72,7 +72,7 @@ fn start_tansu(dir: &Path, port: u16) -> Option<Child> {
 /// fatal; that is a broker quirk, not what this test is about.)
 fn stop(mut child: Child) {
     child.kill().unwrap();
-    child.wait().unwrap();
+    status_within(&mut child, 120, "child");
 }
 
 #[test]
@@ -135,13 +135,13 @@ fn tansu_broker_stopped_and_restarted_mid_run_loses_nothing() {
     std::thread::sleep(Duration::from_secs(2));
     let broker = start_tansu(&broker_dir, port).expect("tansu restarts");
 
-    let produced = producer.wait_with_output().unwrap();
+    let produced = wait_within(producer, 120, "emulator across the broker restart");
     assert!(
         produced.status.success(),
         "emulator across the restart: {}",
         String::from_utf8_lossy(&produced.stderr)
     );
-    let ran = daemon.wait_with_output().unwrap();
+    let ran = wait_within(daemon, 120, "daemon across the broker restart (see tansu.log)");
     let log = String::from_utf8_lossy(&ran.stderr);
     assert!(ran.status.success(), "daemon across the restart: {log}");
     // The outage happened while the daemon was consuming, and it said so.

@@ -61,6 +61,12 @@ pub(crate) enum Command {
         /// Join keys kept in memory before falling back to RocksDB reads
         #[arg(long, default_value_t = engine::DEFAULT_CACHE_KEYS)]
         cache_keys: usize,
+        /// Windowed aggregates leave out records whose event time is further ahead of the wall clock than this (e.g. 5m, 1h)
+        #[arg(long, env = "PINSTREAM_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_skew)]
+        max_future_skew: i64,
+        /// Fail (exit 1, no answers) if any file is skipped (bad name, wrong topic directory) or unreadable, or a topic has no source
+        #[arg(long)]
+        strict: bool,
         /// No summary on stderr
         #[arg(long, short)]
         quiet: bool,
@@ -168,9 +174,12 @@ pub(crate) enum Command {
         /// Commit state (and positions) at least this often, in milliseconds [default: 1000]
         #[arg(long, env = "PINSTREAM_COMMIT_INTERVAL_MS")]
         commit_interval_ms: Option<u64>,
-        /// Dead-letter topic [default: <prefix>.dlq]
-        #[arg(long, env = "PINSTREAM_DLQ_TOPIC")]
-        dlq_topic: Option<String>,
+        /// Dead letters: a topic NAME (created with 1 partition if missing), file:PATH (JSON lines, appended), or off (counted only) [default: <prefix>.dlq]
+        #[arg(long, env = "PINSTREAM_DLQ", alias = "dlq-topic")]
+        dlq: Option<String>,
+        /// Delete the state dir's contents and re-read every topic from its start (after a topic was recreated or the cluster changed)
+        #[arg(long)]
+        reset_positions: bool,
         #[command(flatten)]
         kafka: KafkaArgs,
         /// Exit 0 once every partition is consumed to its end and no record came for this many seconds (batch-like runs, tests)
@@ -178,6 +187,9 @@ pub(crate) enum Command {
         stop_when_idle: Option<f64>,
         #[arg(long, default_value_t = engine::DEFAULT_CACHE_KEYS)]
         cache_keys: usize,
+        /// Windowed aggregates leave out records whose event time is further ahead of the wall clock than this (e.g. 5m, 1h)
+        #[arg(long, env = "PINSTREAM_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_skew)]
+        max_future_skew: i64,
         #[command(flatten)]
         http: HttpArgs,
     },
@@ -191,14 +203,27 @@ pub(crate) enum Command {
         /// Records per second the emulator produces
         #[arg(long, default_value_t = 600.0)]
         rate: f64,
-        /// State dir (default: a temporary one)
+        /// State dir (default: a fresh temporary one; a kept one belongs to the demo's in-process broker, which starts empty each time, so reuse needs --reset-positions)
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// With --state-dir: start that state over
+        #[arg(long)]
+        reset_positions: bool,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+        /// Windowed aggregates leave out records whose event time is further ahead of the wall clock than this (e.g. 5m, 1h)
+        #[arg(long, env = "PINSTREAM_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_skew)]
+        max_future_skew: i64,
         #[command(flatten)]
         http: HttpArgs,
     },
+}
+
+/// `--max-future-skew`: a duration such as `300s`, `5m`, `1h` (seconds if bare).
+fn parse_skew(s: &str) -> Result<i64, String> {
+    let secs = s.parse::<i64>().ok().or_else(|| pinstream::topology::parse_duration(s));
+    secs.filter(|&n| n >= 0)
+        .ok_or_else(|| format!("bad duration `{s}` (expected e.g. 300s, 5m, 1h)"))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -224,9 +249,15 @@ pub(crate) struct HttpArgs {
     /// Request timeout in milliseconds [default: 30000]
     #[arg(long, env = "PINSTREAM_HTTP_TIMEOUT_MS")]
     http_timeout_ms: Option<u64>,
-    /// Requests in flight at once [default: 512]
+    /// Requests in flight at once per class (ingest; reads), more wait up to 2 s then get 503; /health, /ready, /metrics are never limited [default: 256]
     #[arg(long, env = "PINSTREAM_HTTP_CONCURRENCY")]
     http_concurrency: Option<usize>,
+    /// Connections one client address may hold at once [default: 64]
+    #[arg(long, env = "PINSTREAM_HTTP_MAX_CONNS_PER_CLIENT")]
+    http_max_conns_per_client: Option<usize>,
+    /// Time allowed for a request's headers, and for its body, in milliseconds [default: 10000]
+    #[arg(long, env = "PINSTREAM_HTTP_READ_TIMEOUT_MS")]
+    http_read_timeout_ms: Option<u64>,
 }
 
 impl HttpArgs {
@@ -249,6 +280,11 @@ impl HttpArgs {
                 .map(Duration::from_millis)
                 .unwrap_or(defaults.timeout),
             concurrency: pick(self.http_concurrency, file.http_concurrency).unwrap_or(defaults.concurrency),
+            per_client: pick(self.http_max_conns_per_client, file.http_max_conns_per_client)
+                .unwrap_or(defaults.per_client),
+            read_timeout: pick(self.http_read_timeout_ms, file.http_read_timeout_ms)
+                .map(Duration::from_millis)
+                .unwrap_or(defaults.read_timeout),
         }))
     }
 }

@@ -162,16 +162,19 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
         topology,
         group,
         commit_interval_ms,
-        dlq_topic,
+        dlq,
+        reset_positions,
         kafka,
         stop_when_idle,
         cache_keys,
+        max_future_skew,
         http,
     } = cmd
     else {
         unreachable!("dispatched on Command::Run")
     };
     use pinstream::config::{pick, DaemonConfig};
+    let stop = stop_flag()?;
     let file = match &config {
         Some(p) => DaemonConfig::load(p).map_err(anyhow::Error::msg)?,
         None => DaemonConfig::default(),
@@ -186,7 +189,8 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
     };
     let opts = LiveOptions {
         kafka: kafka.options_with(&brokers, &file)?,
-        dlq_topic: pick(dlq_topic, file.dlq_topic.clone()).unwrap_or_else(|| format!("{prefix}.dlq")),
+        dlq: live::DlqTarget::parse(&pick(dlq, file.dlq.clone()).unwrap_or_else(|| format!("{prefix}.dlq"))),
+        reset_positions,
         group: pick(group, file.group.clone()).unwrap_or_else(|| "pinstream".into()),
         state_dir: pick(state_dir, file.state_dir.clone()).unwrap_or_else(|| PathBuf::from("./state")),
         commit_interval: Duration::from_millis(
@@ -194,10 +198,10 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
         ),
         prefix,
         cache_keys,
+        max_future_skew,
         stop_when_idle: stop_when_idle.map(Duration::from_secs_f64),
         handle: Some(Arc::new(LiveHandle::new(Arc::new(Metrics::new())))),
     };
-    let stop = stop_flag()?;
     let handle = opts.handle.clone().expect("set above");
     let server = start_http(http.options(&file)?, &topo, &handle, &opts.kafka)?;
     let result = live::run(topo, &opts, &stop);
@@ -236,8 +240,12 @@ pub(crate) fn demo(
     rate: f64,
     state_dir: Option<PathBuf>,
     format: Format,
+    max_future_skew: i64,
+    reset_positions: bool,
     http: HttpArgs,
 ) -> Result<ExitCode> {
+    // Signals first: SIGTERM while the broker starts must stop cleanly too.
+    let stop = stop_flag()?;
     let topo = Arc::new(pinstream::load_topology(pinstream::PINTEREST_TOPOLOGY).map_err(|e| anyhow::anyhow!("{e:?}"))?);
     let mock = rdkafka::mocking::MockCluster::new(1).context("starting the in-process Kafka mock cluster")?;
     let prefix = DEFAULT_PREFIX;
@@ -253,15 +261,16 @@ pub(crate) fn demo(
         brokers: brokers.clone(),
         ..Default::default()
     };
-    let stop = stop_flag()?;
     let opts = LiveOptions {
         kafka: kafka.clone(),
         prefix: prefix.to_string(),
         group: "pinstream-demo".into(),
         state_dir: dir,
         commit_interval: Duration::from_millis(500),
-        dlq_topic: format!("{prefix}.dlq"),
+        dlq: live::DlqTarget::Topic(format!("{prefix}.dlq")),
+        reset_positions,
         cache_keys: engine::DEFAULT_CACHE_KEYS,
+        max_future_skew,
         // With --posts: stop once everything produced has been consumed.
         stop_when_idle: posts.map(|_| Duration::from_secs(3)),
         handle: Some(Arc::new(LiveHandle::new(Arc::new(Metrics::new())))),

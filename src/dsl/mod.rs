@@ -123,6 +123,8 @@ pub struct Parsed {
     /// out so that references to them are not reported again.
     pub partial: Option<TopologySpec>,
     pub broken: Vec<String>,
+    /// Maps the partial spec's element indices back to the file's.
+    pub kept: Kept,
 }
 
 /// Parses a TOML topology, collecting every structural error.
@@ -147,20 +149,22 @@ pub fn parse(text: &str) -> Parsed {
                 spans,
                 partial: None,
                 broken: Vec::new(),
+                kept: Kept::default(),
             };
         }
     };
     let mut errors = Vec::new();
+    let mut kept = Kept::default();
     let mut spec = TopologySpec::default();
     let mut name = None;
     for (key, value) in &table {
         match key.as_str() {
             "name" => name = de::<String>("name", value, &mut errors),
             "answers" => spec.answers = de("answers", value, &mut errors).unwrap_or_default(),
-            "source" => spec.sources = sources(value, &mut errors),
-            "join" => spec.join = join(value, &mut errors),
-            "aggregate" => spec.aggregates = each("aggregate", value, &mut errors),
-            "query" => spec.queries = each("query", value, &mut errors),
+            "source" => spec.sources = sources(value, &mut errors, &mut kept),
+            "join" => spec.join = join(value, &mut errors, &mut kept),
+            "aggregate" => spec.aggregates = each("aggregate", value, &mut errors, &mut kept),
+            "query" => spec.queries = each("query", value, &mut errors, &mut kept),
             other => errors.push(
                 SpecError::new(other, format!("unknown top-level key `{other}`")).hint(
                     suggest(other, &["name", "answers", "source", "join", "aggregate", "query"])
@@ -188,6 +192,7 @@ pub fn parse(text: &str) -> Parsed {
         errors,
         spans,
         broken,
+        kept,
     }
 }
 
@@ -247,12 +252,58 @@ fn elements<'a>(path: &str, value: &'a toml::Value, errors: &mut Vec<SpecError>)
     }
 }
 
-fn each<T: DeserializeOwned>(path: &str, value: &toml::Value, errors: &mut Vec<SpecError>) -> Vec<T> {
-    elements(path, value, errors)
+fn each<T: DeserializeOwned>(path: &str, value: &toml::Value, errors: &mut Vec<SpecError>, kept: &mut Kept) -> Vec<T> {
+    let mut idx = Vec::new();
+    let out = elements(path, value, errors)
         .iter()
         .enumerate()
-        .filter_map(|(i, v)| de(&format!("{path}[{i}]"), v, errors))
-        .collect()
+        .filter_map(|(i, v)| {
+            let parsed = de(&format!("{path}[{i}]"), v, errors);
+            if parsed.is_some() {
+                idx.push(i);
+            }
+            parsed
+        })
+        .collect();
+    kept.0.insert(path.to_string(), idx);
+    out
+}
+
+/// Which elements of each array parsed, by their index in the file: an
+/// element that did not parse is left out of the spec, so the spec's
+/// `aggregate[2]` may be the file's `aggregate[3]`. [`Kept::to_file_path`]
+/// maps a spec path back, so errors found later point at the right line.
+/// Regression: bad_window_size_is_reported_at_its_own_aggregate.
+#[derive(Debug, Default, Clone)]
+pub struct Kept(std::collections::HashMap<String, Vec<usize>>);
+
+impl Kept {
+    /// `aggregate[2].window.size` (spec) → `aggregate[3].window.size` (file).
+    pub fn to_file_path(&self, path: &str) -> String {
+        let mut out = String::new();
+        for seg in path.split('.') {
+            let mapped = match seg.find('[') {
+                Some(i) if seg.ends_with(']') => {
+                    let (name, idx) = (&seg[..i], seg[i + 1..seg.len() - 1].parse::<usize>().ok());
+                    let array = if out.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{out}.{name}")
+                    };
+                    match (idx, self.0.get(&array)) {
+                        (Some(n), Some(kept)) => format!("{name}[{}]", kept.get(n).copied().unwrap_or(n)),
+                        _ => seg.to_string(),
+                    }
+                }
+                _ => seg.to_string(),
+            };
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(&mapped);
+        }
+        out
+    }
 }
 
 /// Deserializes a table that has a nested `op` array, parsing each op alone.
@@ -260,13 +311,14 @@ fn with_ops<T: DeserializeOwned>(
     path: &str,
     value: &toml::Value,
     errors: &mut Vec<SpecError>,
+    kept: &mut Kept,
     set_ops: impl FnOnce(&mut T, Vec<OpSpec>),
 ) -> Option<T> {
     let mut table = value.as_table()?.clone();
     let ops_value = table.remove("op");
     let mut out: Option<T> = de(path, &toml::Value::Table(table), errors);
     let ops = ops_value
-        .map(|v| each::<OpSpec>(&format!("{path}.op"), &v, errors))
+        .map(|v| each::<OpSpec>(&format!("{path}.op"), &v, errors, kept))
         .unwrap_or_default();
     if let Some(o) = out.as_mut() {
         set_ops(o, ops);
@@ -274,8 +326,9 @@ fn with_ops<T: DeserializeOwned>(
     out
 }
 
-fn sources(value: &toml::Value, errors: &mut Vec<SpecError>) -> Vec<SourceSpec> {
-    elements("source", value, errors)
+fn sources(value: &toml::Value, errors: &mut Vec<SpecError>, kept: &mut Kept) -> Vec<SourceSpec> {
+    let mut idx = Vec::new();
+    let out = elements("source", value, errors)
         .iter()
         .enumerate()
         .filter_map(|(i, v)| {
@@ -285,22 +338,42 @@ fn sources(value: &toml::Value, errors: &mut Vec<SpecError>) -> Vec<SourceSpec> 
                 return None;
             }
             let before = errors.len();
-            let ops_total = v.get("op").and_then(|o| o.as_array()).map_or(0, Vec::len);
-            let mut src = with_ops(&path, v, errors, |s: &mut SourceSpec, ops| s.ops = ops)?;
-            if errors.len() > before && src.ops.len() < ops_total {
-                src.schema = None; // an operator is missing: field checks would mislead
+            let raw_ops = v.get("op").and_then(|o| o.as_array()).map_or(&[][..], Vec::as_slice);
+            let mut src = with_ops(&path, v, errors, kept, |s: &mut SourceSpec, ops| s.ops = ops)?;
+            idx.push(i);
+            if errors.len() > before && src.ops.len() < raw_ops.len() {
+                // An operator did not parse, so it is missing from the list:
+                // the fields it would have made (its `to`) are taken as known,
+                // so later field checks of this source still run without
+                // reporting those fields again.
+                // Regression: unknown_op_does_not_hide_a_later_bad_field.
+                if let Some(schema) = src.schema.as_mut() {
+                    for op in raw_ops.iter().enumerate().filter_map(|(j, op)| {
+                        let p = format!("{path}.op[{j}]");
+                        errors
+                            .iter()
+                            .any(|e| e.path == p || e.path.starts_with(&format!("{p}.")))
+                            .then_some(op)
+                    }) {
+                        if let Some(to) = op.get("to").and_then(|t| t.as_str()) {
+                            schema.push(to.to_string());
+                        }
+                    }
+                }
             }
             Some(src)
         })
-        .collect()
+        .collect();
+    kept.0.insert("source".into(), idx);
+    out
 }
 
-fn join(value: &toml::Value, errors: &mut Vec<SpecError>) -> Option<JoinSpec> {
+fn join(value: &toml::Value, errors: &mut Vec<SpecError>, kept: &mut Kept) -> Option<JoinSpec> {
     if !value.is_table() {
         errors.push(SpecError::new("join", "expected a table").hint("write it as [join]"));
         return None;
     }
-    with_ops("join", value, errors, |j: &mut JoinSpec, ops| j.ops = ops)
+    with_ops("join", value, errors, kept, |j: &mut JoinSpec, ops| j.ops = ops)
 }
 
 /// Closest candidate by edit distance, if it is close enough to be a typo.

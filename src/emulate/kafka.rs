@@ -59,20 +59,11 @@ pub fn produce(
                 key: "pinstream.produced_ms",
                 value: Some(sent_ms.as_str()),
             });
-            let mut record: BaseRecord<'_, (), str> = BaseRecord::to(topic)
+            let record: BaseRecord<'_, (), str> = BaseRecord::to(topic)
                 .payload(payload.as_str())
                 .partition(rng.gen_range(0..*n))
                 .headers(headers);
-            loop {
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                        record = r;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    Err((e, _)) => return Err(e),
-                }
-            }
+            crate::kafka::send_retrying(&producer, record)?;
             sent += 1;
         }
         if rate > 0.0 {

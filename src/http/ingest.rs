@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use base64::Engine as _;
@@ -322,17 +322,80 @@ pub fn stream_topic(stream: &str) -> Option<String> {
 }
 
 /// `GET /streams` (Kinesis ListStreams shape).
-pub async fn streams(State(state): State<AppState>) -> Result<Json<J>, ApiError> {
-    let topics = ingest(&state)?.refresh(true).await?;
-    let mut names: Vec<String> = topics
+pub async fn streams(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<J>, ApiError> {
+    if let Some(bad) = params
         .keys()
+        .find(|k| !matches!(k.as_str(), "ExclusiveStartStreamName" | "Limit"))
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown parameter `{bad}`; expected ExclusiveStartStreamName, Limit"
+        )));
+    }
+    let limit = match params.get("Limit") {
+        None => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=10_000).contains(&n) => n,
+            _ => return Err(ApiError::bad_request(format!("Limit `{l}`: expected 1 to 10000"))),
+        },
+    };
+    let topics = ingest(&state)?.refresh(true).await?;
+    let names = stream_names(topics.keys());
+    let after = params.get("ExclusiveStartStreamName").map(String::as_str);
+    let (page, more) = page_after(&names, after, limit);
+    Ok(Json(json!({"StreamNames": page, "HasMoreStreams": more})))
+}
+
+/// The Kinesis-style stream names of the source topics, sorted.
+fn stream_names<'a>(topics: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut names: Vec<String> = topics
         .filter_map(|t| {
             let (prefix, kind) = t.rsplit_once('.')?;
             matches!(kind, "pin" | "geo" | "user").then(|| format!("streaming-{prefix}-{kind}"))
         })
         .collect();
     names.sort();
-    Ok(Json(json!({"StreamNames": names, "HasMoreStreams": false})))
+    names
+}
+
+/// ListStreams paging: the names after `after` (exclusive), at most `limit`.
+fn page_after(names: &[String], after: Option<&str>, limit: usize) -> (Vec<String>, bool) {
+    let rest: Vec<&String> = names.iter().filter(|n| after.is_none_or(|a| n.as_str() > a)).collect();
+    let more = rest.len() > limit;
+    (rest.into_iter().take(limit).cloned().collect(), more)
+}
+
+/// `GET /streams/{stream}`: DescribeStream, one shard per partition.
+pub async fn describe_stream(State(state): State<AppState>, Path(stream): Path<String>) -> Result<Json<J>, ApiError> {
+    let not_found = || {
+        ApiError::not_found(format!(
+            "stream `{stream}` not found: streams are named streaming-<prefix>-pin|geo|user"
+        ))
+    };
+    let topic = stream_topic(&stream).ok_or_else(not_found)?;
+    let n = ingest(&state)?.partitions(&topic).await.map_err(|_| not_found())?;
+    let shards: Vec<J> = (0..n)
+        .map(|p| {
+            json!({
+                "ShardId": shard(p),
+                "HashKeyRange": {"StartingHashKey": "0", "EndingHashKey": "340282366920938463463374607431768211455"},
+                "SequenceNumberRange": {"StartingSequenceNumber": "0"}
+            })
+        })
+        .collect();
+    Ok(Json(json!({"StreamDescription": {
+        "StreamName": stream,
+        "StreamARN": format!("arn:aws:kinesis:local:000000000000:stream/{stream}"),
+        "StreamStatus": "ACTIVE",
+        "StreamModeDetails": {"StreamMode": "PROVISIONED"},
+        "Shards": shards,
+        "HasMoreShards": false,
+        "RetentionPeriodHours": 24,
+        "EncryptionType": "NONE",
+        "KafkaTopic": topic,
+    }})))
 }
 
 fn kinesis_checks(
@@ -487,6 +550,20 @@ mod tests {
         assert_eq!(stream_topic("streaming--pin"), None);
         assert_eq!(stream_topic("streaming-x-dlq"), None);
         assert_eq!(stream_topic("x-pin"), None);
+    }
+
+    #[test]
+    fn list_streams_pages_after_the_exclusive_start() {
+        let names: Vec<String> = ["streaming-a-geo", "streaming-a-pin", "streaming-a-user"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(page_after(&names, None, 2), (names[..2].to_vec(), true));
+        assert_eq!(
+            page_after(&names, Some("streaming-a-pin"), 2),
+            (names[2..].to_vec(), false)
+        );
+        assert_eq!(page_after(&names, Some("zzz"), 5), (vec![], false));
     }
 
     #[test]

@@ -17,8 +17,10 @@
 //! document and its test are built from.
 
 pub mod ingest;
+pub mod limits;
 pub mod openapi;
 pub mod queries;
+pub mod serve;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -49,8 +51,13 @@ pub struct HttpOptions {
     pub body_limit: usize,
     /// A request taking longer is answered 503.
     pub timeout: Duration,
-    /// Requests in flight at once; more wait.
+    /// Requests in flight at once per class (ingest; reads); more wait
+    /// briefly, then get 503. Operations routes are not limited.
     pub concurrency: usize,
+    /// Connections one client address may hold at once.
+    pub per_client: usize,
+    /// Time allowed for a request's headers, and for its body.
+    pub read_timeout: Duration,
 }
 
 impl Default for HttpOptions {
@@ -60,7 +67,9 @@ impl Default for HttpOptions {
             token: None,
             body_limit: 4 << 20,
             timeout: Duration::from_secs(30),
-            concurrency: 512,
+            concurrency: 256,
+            per_client: 64,
+            read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -209,6 +218,24 @@ pub const ROUTES: &[Route] = &[
         summary: "Kinesis-style streams (streaming-<prefix>-pin|geo|user)",
     },
     Route {
+        method: "GET",
+        path: "/streams/{stream}",
+        guarded: false,
+        summary: "Describe a stream (Kinesis DescribeStream through API Gateway)",
+    },
+    Route {
+        method: "POST",
+        path: "/streams/{stream}/record",
+        guarded: true,
+        summary: "Put one record (as PUT; some emulators POST)",
+    },
+    Route {
+        method: "POST",
+        path: "/streams/{stream}/records",
+        guarded: true,
+        summary: "Put records (as PUT; some emulators POST)",
+    },
+    Route {
         method: "PUT",
         path: "/streams/{stream}/record",
         guarded: true,
@@ -238,10 +265,14 @@ pub fn router(topo: Arc<Topology>, live: Arc<LiveHandle>, ingest: Option<Ingest>
         cache: Mutex::new(HashMap::new()),
     }));
     let timeout = opts.timeout;
+    let guarded = opts.token.is_some();
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/ready", get(ready))
-        .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(openapi::document(guarded)) }),
+        )
         .route("/metrics", get(metrics))
         .route("/v1/queries", get(queries::list))
         .route("/v1/queries/{name}", get(queries::query))
@@ -250,8 +281,15 @@ pub fn router(topo: Arc<Topology>, live: Arc<LiveHandle>, ingest: Option<Ingest>
         .route("/topics", get(ingest::topics))
         .route("/topics/{topic}", post(ingest::produce))
         .route("/streams", get(ingest::streams))
-        .route("/streams/{stream}/record", put(ingest::put_record))
-        .route("/streams/{stream}/records", put(ingest::put_records))
+        .route("/streams/{stream}", get(ingest::describe_stream))
+        .route(
+            "/streams/{stream}/record",
+            put(ingest::put_record).post(ingest::put_record),
+        )
+        .route(
+            "/streams/{stream}/records",
+            put(ingest::put_records).post(ingest::put_records),
+        )
         .fallback(|method: Method, uri: axum::http::Uri| async move {
             ApiError::not_found(format!("no route {method} {}; see /openapi.json", uri.path()))
         })
@@ -262,8 +300,16 @@ pub fn router(topo: Arc<Topology>, live: Arc<LiveHandle>, ingest: Option<Ingest>
                 format!("{method} is not allowed on {}; see /openapi.json", uri.path()),
             )
         })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(opts.body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(limits::Limits::new(
+                opts.concurrency,
+                opts.body_limit,
+                opts.read_timeout,
+            )),
+            limits::limit,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| async move {
             match tokio::time::timeout(timeout, next.run(req)).await {
                 Ok(r) => r,
@@ -275,7 +321,6 @@ pub fn router(topo: Arc<Topology>, live: Arc<LiveHandle>, ingest: Option<Ingest>
                 .into_response(),
             }
         }))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(opts.concurrency.max(1)))
         .with_state(state)
 }
 
@@ -318,7 +363,11 @@ fn authorized(headers: &axum::http::HeaderMap, token: &str) -> bool {
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| {
+            // The scheme is case-insensitive (RFC 7235): "bearer x" too.
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim_start())
+        })
     else {
         return false;
     };
@@ -377,17 +426,17 @@ impl Server {
         let listener = rt.block_on(tokio::net::TcpListener::bind(opts.addr))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let limits = serve::ConnLimits {
+            header_timeout: opts.read_timeout,
+            per_client: opts.per_client,
+        };
         let thread = std::thread::Builder::new()
             .name("pinstream-http".into())
             .spawn(move || {
                 let shutdown = async {
                     let _ = rx.await;
                 };
-                let served =
-                    rt.block_on(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await });
-                if let Err(e) = served {
-                    tracing::error!("http server: {e}");
-                }
+                rt.block_on(serve::serve(listener, app, limits, shutdown, Duration::from_secs(2)));
                 rt.shutdown_timeout(Duration::from_secs(2));
             })?;
         Ok(Server {

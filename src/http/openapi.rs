@@ -12,6 +12,10 @@ fn query_params(path: &str) -> Vec<Value> {
     let time = "event time: epoch seconds, YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339 (windowed stores only)";
     match path {
         "/v1/queries/{name}" => vec![p("from", time), p("to", time)],
+        "/streams" => vec![
+            p("ExclusiveStartStreamName", "list the streams after this one (paging)"),
+            p("Limit", "most streams to list, 1 to 10000 (default 100)"),
+        ],
         "/v1/stores/{store}" => vec![
             p(
                 "key",
@@ -38,7 +42,7 @@ fn body(path: &str) -> Option<Value> {
                     "properties": {"value": {}, "key": {}, "partition": {"type": "integer"}}}}}
             }}}
         })),
-        "/streams/{stream}/record" => Some(json!({
+        "/streams/{stream}/record" | "/streams/{stream}/record#post" => Some(json!({
             "required": true,
             "content": {"application/json": {"schema": {
                 "type": "object", "required": ["Data", "PartitionKey"],
@@ -57,7 +61,9 @@ fn body(path: &str) -> Option<Value> {
     }
 }
 
-pub fn document() -> Value {
+/// The document; `token` says whether the server requires its bearer token
+/// (then the guarded routes say so; without one, nothing is protected).
+pub fn document(token: bool) -> Value {
     let mut paths = Map::new();
     for r in ROUTES {
         let mut params: Vec<Value> = r
@@ -71,10 +77,11 @@ pub fn document() -> Value {
         let mut op = json!({
             "summary": r.summary,
             "parameters": params,
-            "responses": {"200": {"description": "OK"}, "4XX": error},
+            "responses": {"200": {"description": "OK"}, "4XX": error.clone(), "503": error.clone()},
         });
-        if r.guarded {
+        if r.guarded && token {
             op["security"] = json!([{"bearer": []}]);
+            op["responses"]["401"] = error.clone();
         }
         if let Some(b) = body(r.path) {
             op["requestBody"] = b;

@@ -26,7 +26,14 @@ pub fn cmd() -> Command {
 
 /// Runs pinstream; panics with its stderr if it fails.
 pub fn run(args: &[&str]) -> (String, String) {
-    let out = cmd().args(args).output().expect("pinstream runs");
+    let child = cmd()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pinstream runs");
+    let out = wait_within(child, 600, &format!("pinstream {args:?}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -584,9 +591,87 @@ pub fn http_daemon(bs: &str, prefix: &str, state: &Path) -> (std::process::Child
     (daemon, base)
 }
 
-/// SIGTERM, then the daemon must exit 0.
+/// SIGTERM, then the daemon must exit 0 (within 60 s).
 pub fn stop_daemon(daemon: std::process::Child) {
     let _ = Command::new("kill").arg(daemon.id().to_string()).status();
-    let out = daemon.wait_with_output().unwrap();
+    let out = wait_within(daemon, 60, "daemon after SIGTERM");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Waits (at most `secs`) for a child whose output is not piped.
+pub fn status_within(child: &mut std::process::Child, secs: u64, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: still running after {secs} s; killed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Runs a command to its end (at most `secs`), output captured.
+pub fn output_within(c: &mut Command, secs: u64, what: &str) -> std::process::Output {
+    let child = c
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("command starts");
+    wait_within(child, secs, what)
+}
+
+/// Waits for a child (its piped stdout/stderr read on the side) for at most
+/// `secs`; past that it is killed and the test fails with what it printed.
+/// Regression: every wait in a test has a deadline (tansu_restart once hung
+/// a CI run for 857 s in `wait_with_output`).
+pub fn wait_within(mut child: std::process::Child, secs: u64, what: &str) -> std::process::Output {
+    use std::time::{Duration, Instant};
+    fn drain<R: Read + Send + 'static>(r: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = err.join().unwrap_or_default();
+            panic!(
+                "{what}: still running after {secs} s; killed. stderr:\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// `Command::output` with a deadline (see [`wait_within`]).
+pub trait OutputWithin {
+    fn output_within_secs(&mut self, secs: u64) -> std::process::Output;
+}
+
+impl OutputWithin for Command {
+    fn output_within_secs(&mut self, secs: u64) -> std::process::Output {
+        let what = format!("{:?}", self);
+        output_within(self, secs, &what)
+    }
 }
