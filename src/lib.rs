@@ -33,6 +33,7 @@ pub mod pipeline;
 pub mod query;
 pub mod replay;
 pub mod sketch;
+pub mod source_check;
 pub mod store;
 pub mod tdigest;
 pub mod topology;

@@ -96,69 +96,6 @@ pub struct LiveOptions {
     pub handle: Option<Arc<LiveHandle>>,
 }
 
-/// Refuses positions that belong to another cluster or an older topic
-/// (see `identity.rs`); stores the identity when they are trusted.
-fn check_source_identity(
-    consumer: &BaseConsumer<KafkaContext>,
-    engine: &Engine,
-    parts: &[(String, i32)],
-    state_dir: &std::path::Path,
-) -> Result<(), LiveError> {
-    use crate::identity::{check, PartitionSeen, SourceIdentity};
-    let mut now = SourceIdentity {
-        cluster_id: consumer.client().fetch_cluster_id(Duration::from_secs(5)),
-        ..Default::default()
-    };
-    for (t, _) in parts {
-        *now.partitions.entry(t.clone()).or_default() += 1;
-    }
-    let mut seen = Vec::new();
-    for ((t, p), ranges) in engine.positions().all() {
-        let Some(applied_end) = ranges.ranges().last().map(|r| r.1) else {
-            continue;
-        };
-        let high = if parts.iter().any(|(pt, pp)| pt == t && pp == p) {
-            match consumer.fetch_watermarks(t, *p, Duration::from_secs(5)) {
-                Ok((_, high)) => Some(high),
-                // Unknown for now (broker busy): judge by what else we know.
-                Err(_) => Some(applied_end),
-            }
-        } else if now.partitions.contains_key(t) {
-            None
-        } else {
-            continue; // a topic this run does not read
-        };
-        seen.push(PartitionSeen {
-            topic: t.clone(),
-            partition: *p,
-            applied_end,
-            high,
-        });
-    }
-    let stored = engine.store().source_identity()?;
-    let mismatches = check(stored.as_ref(), &now, &seen);
-    if !mismatches.is_empty() {
-        let details: Vec<String> = mismatches.iter().map(|m| format!("  - {m}")).collect();
-        return Err(LiveError::SourceMismatch {
-            state_dir: state_dir.to_path_buf(),
-            details: details.join("\n"),
-        });
-    }
-    // Keep the largest partition counts seen (partitions are only added).
-    let mut merged = now;
-    if let Some(s) = stored {
-        if merged.cluster_id.is_none() {
-            merged.cluster_id = s.cluster_id;
-        }
-        for (t, n) in s.partitions {
-            let e = merged.partitions.entry(t).or_default();
-            *e = (*e).max(n);
-        }
-    }
-    engine.store().put_source_identity(&merged)?;
-    Ok(())
-}
-
 /// Counters of a live run.
 #[derive(Debug, Clone)]
 pub struct LiveStats {
@@ -341,7 +278,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     }
     let consumer: BaseConsumer<KafkaContext> = cfg.create_with_context(context)?;
     let parts = topic_partitions(&consumer, &opts.kafka.brokers, &topics, stop)?;
-    check_source_identity(&consumer, &engine, &parts, &opts.state_dir)?;
+    crate::source_check::check_source_identity(&consumer, &opts.kafka, &engine, &parts, &opts.state_dir)?;
     if let DlqTarget::Topic(t) = &opts.dlq {
         ensure_dlq_topic(&consumer, &opts.kafka, t)?;
     }

@@ -261,10 +261,12 @@ fn config_file_supplies_settings_and_flags_win_over_it() {
 }
 
 /// Regression (issue 8, defect 8): `run` refused to start when the
-/// dead-letter topic was missing. Now it creates it, or takes
-/// `--dlq file:PATH` / `--dlq off` where topics cannot be created.
+/// dead-letter topic was missing. Where it cannot be created (this mock
+/// broker takes no CreateTopics; the seeds' MSK account allows none), the
+/// refusal says what to do, and `--dlq file:PATH` / `--dlq off` run.
+/// (Creating it where allowed: tansu.rs.)
 #[test]
-fn regression_missing_dead_letter_topic_is_created_or_replaced_by_a_file_or_off() {
+fn regression_missing_dead_letter_topic_is_refused_clearly_or_replaced_by_a_file_or_off() {
     let dir = tempfile::tempdir().unwrap();
     let bad = ["{\"ind\": 1, \"country\": ", "[1]"];
     for (i, mode) in ["topic", "file", "off"].into_iter().enumerate() {
@@ -289,24 +291,24 @@ fn regression_missing_dead_letter_topic_is_created_or_replaced_by_a_file_or_off(
             "run",
         );
         let err = String::from_utf8_lossy(&out.stderr);
+        if mode == "topic" {
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(
+                err.contains("could not be created") && err.contains("--dlq file:PATH"),
+                "{err}"
+            );
+            continue;
+        }
         assert!(out.status.success(), "{mode}: {err}");
         assert!(err.contains("2 dead letters"), "{mode}: {err}");
-        match mode {
-            "topic" => {
-                let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bs).create().unwrap();
-                let (_, high) = c
-                    .fetch_watermarks(&format!("{prefix}.dlq"), 0, Duration::from_secs(5))
-                    .unwrap();
-                assert_eq!(high, 2, "the created dead-letter topic holds both letters");
-            }
-            "file" => {
-                let lines = read_lines(&file);
-                assert_eq!(lines.len(), 2, "{lines:?}");
-                assert!(lines
-                    .iter()
-                    .all(|l| l.contains("\"topic\"") && l.contains("\"reason\"")));
-            }
-            _ => assert!(!file.exists()),
+        if mode == "file" {
+            let lines = read_lines(&file);
+            assert_eq!(lines.len(), 2, "{lines:?}");
+            assert!(lines
+                .iter()
+                .all(|l| l.contains("\"topic\"") && l.contains("\"reason\"")));
+        } else {
+            assert!(!file.exists());
         }
         assert_same_answers(
             &answers(&state),

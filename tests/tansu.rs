@@ -135,3 +135,46 @@ fn tansu_unknown_topic_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("does not exist"), "{err}");
 }
+
+/// Regression (issue 8, defect 8): a missing dead-letter topic is created
+/// (one partition) when the broker allows it, and the letters land there.
+#[test]
+fn tansu_missing_dead_letter_topic_is_created() {
+    let Some(bs) = test_brokers() else { return };
+    let prefix = format!("nodlq{}", std::process::id());
+    let kafka = pinstream::kafka::KafkaOptions {
+        brokers: bs.clone(),
+        ..Default::default()
+    };
+    let topics: Vec<String> = ["pin", "geo", "user"].iter().map(|t| format!("{prefix}.{t}")).collect();
+    pinstream::kafka::create_topics(&kafka, &topics, 2).unwrap();
+    emulate_to_kafka(&bs, &prefix, 50, 5, &[]);
+    produce_raw(&bs, &format!("{prefix}.geo"), 0, &["not json", "{\"country\": \"x\"}"]);
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state").display().to_string();
+    run_until_caught_up(&bs, &prefix, &state);
+    // Counted by reading: tansu's high watermark is the last batch's base offset + 1.
+    use rdkafka::consumer::Consumer;
+    let c: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .set("group.id", "dlq-created-check")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(&format!("{prefix}.dlq"), 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut letters = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while letters < 2 && std::time::Instant::now() < until {
+        if let Some(Ok(_)) = c.poll(Duration::from_millis(200)) {
+            letters += 1;
+        }
+    }
+    assert_eq!(letters, 2, "both dead letters in the created topic");
+    assert_same_answers(
+        &answers(&state),
+        &replayed(dir.path(), 50, 5, &prefix),
+        "valid records counted",
+    );
+}
