@@ -45,13 +45,13 @@ pub(crate) fn log_ends(
         let mut tpl = TopicPartitionList::new();
         let mut probed = HashMap::new();
         for (i, (t, p, at)) in asked.iter().enumerate() {
-            match ends[i] {
-                Some(high) if t == topic && high > 0 && high <= *at => {
-                    if tpl.add_partition_offset(t, *p, Offset::Offset(high - 1)).is_ok() {
-                        probed.insert(*p, i);
-                    }
-                }
-                _ => {}
+            let Some(high) = ends[i] else { continue };
+            if t == topic
+                && high > 0
+                && high <= *at
+                && tpl.add_partition_offset(t, *p, Offset::Offset(high - 1)).is_ok()
+            {
+                probed.insert(*p, i);
             }
         }
         if probed.is_empty() {
