@@ -31,7 +31,7 @@ round() { # label, extra demo args...
   [ "$label" = "token" ] && auth=(-H "Authorization: Bearer st-token")
   timeout 300 "$ST" run "http://127.0.0.1:$port/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
-    --max-examples 40 --max-time 90 --seed 1 --workers 1 "${auth[@]}" >"$WORK/st.log" 2>&1
+    --max-examples 40 --max-time 60 --seed 1 --workers 1 "${auth[@]}" >"$WORK/st.log" 2>&1
   local code=$?
   kill "$PID" 2>/dev/null; wait "$PID" 2>/dev/null; PID=""
   tail -25 "$WORK/st.log"
