@@ -116,9 +116,12 @@ pub fn dir_kind(path: &Path) -> DirKind {
             DirKind::Empty
         };
     };
+    // What an empty directory may hold: git's placeholder (the repository's
+    // own `state/`), a fresh file system's `lost+found` (a mounted volume).
     let names: Vec<String> = entries
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".gitkeep" && n != "lost+found")
         .collect();
     if names.is_empty() {
         return DirKind::Empty;

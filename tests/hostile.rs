@@ -164,9 +164,11 @@ fn regression_foreign_directories_are_refused_before_anything_is_written() {
         rocksdb::DB::list_cf(&rocksdb::Options::default(), &foreign_db).unwrap(),
         foreign_cfs
     );
-    // An empty dir is taken and marked; the next run resumes it.
+    // An empty dir is taken and marked (a git placeholder or a volume's
+    // lost+found do not make it foreign); the next run resumes it.
     let fresh = dir.path().join("fresh");
-    std::fs::create_dir_all(&fresh).unwrap();
+    std::fs::create_dir_all(fresh.join("lost+found")).unwrap();
+    std::fs::write(fresh.join(".gitkeep"), "").unwrap();
     let (code, _, err) = pinstream(&["replay", "--archive", a, "--state-dir", fresh.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(fresh.join("PINSTREAM_STATE").exists());
