@@ -12,32 +12,24 @@
 //! [`dsl::TopologySpec`]; [`dsl::TopologySpec::build`] validates it into a
 //! runnable [`topology::Topology`].
 
-pub mod agg;
-pub mod archive;
+pub mod aggregate;
 pub mod config;
-pub mod dlq;
 pub mod dsl;
-pub mod emulate;
 pub mod engine;
 pub mod http;
-pub mod identity;
-pub mod join;
 pub mod kafka;
-pub mod kafka_auth;
 pub mod live;
 pub mod live_handle;
 pub mod metrics;
-pub mod offsets;
-pub mod ops;
-pub mod pipeline;
+pub mod model;
+pub mod operator;
+pub mod pinterest;
 pub mod query;
 pub mod replay;
-pub mod sketch;
-pub mod source_check;
-pub mod store;
-pub mod tdigest;
+pub mod sink;
+pub mod source;
+pub mod state;
 pub mod topology;
-pub mod value;
 
 /// The product topology (`topologies/pinterest.toml`), built into the binary.
 pub const PINTEREST_TOPOLOGY: &str = include_str!("../topologies/pinterest.toml");

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::engine::EngineStats;
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::state::store::Store;
 
 #[derive(Default)]
 pub struct LiveHandle {

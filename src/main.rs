@@ -11,10 +11,12 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use cli::args::{Cli, Command, Format};
-use pinstream::pipeline::{clean, DeadLetterSink, DiscardDeadLetters, FileDeadLetters};
+use pinstream::engine::prepare::clean;
+use pinstream::query;
 use pinstream::replay::{self, ReplayOptions};
+use pinstream::sink::{file::FileSink, DeadLetterSink, Discard};
+use pinstream::state::store;
 use pinstream::topology::Topology;
-use pinstream::{query, store};
 
 // mimalloc: the engine frees on one thread what the parsers allocated on
 // others; glibc's arenas made that a tenth of the replay profile.
@@ -245,9 +247,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let dir = state_dir
                 .clone()
                 .unwrap_or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default());
-            let mut dead: Box<dyn DeadLetterSink> = match &dead_letter {
-                Some(p) => Box::new(FileDeadLetters::create(p).with_context(|| format!("creating {}", p.display()))?),
-                None => Box::new(DiscardDeadLetters),
+            let mut dead: Box<DeadLetterSink> = match &dead_letter {
+                Some(p) => Box::new(FileSink::create(p).with_context(|| format!("creating {}", p.display()))?),
+                None => Box::new(Discard),
             };
             // A temporary state dir is deleted at exit: nothing in it has to be durable.
             let durability = if temp.is_some() {

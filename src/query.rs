@@ -15,11 +15,11 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as Json};
 
+use crate::aggregate::sketch::Sketch;
 use crate::dsl::{Function, QueryKind};
-use crate::sketch::Sketch;
-use crate::store::{agg_cf, Store, StoreError};
+use crate::model::value::{cmp_slices, decode_key, decode_key_tuple, encode_key, Value};
+use crate::state::store::{agg_cf, Store, StoreError};
 use crate::topology::{Aggregate, Query, Topology};
-use crate::value::{cmp_slices, decode_key, decode_key_tuple, encode_key, Value};
 
 /// An event-time range `[from, to)` in seconds; `None` bounds are open.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]

@@ -1,11 +1,11 @@
 //! `pinstream replay`: push an archive through the topology.
 //!
-//! Files are read, decompressed, parsed and cleaned in parallel (rayon) in
-//! chunks; the chunks reach the single engine thread in archive order
-//! (topic, partition, offset), so the result does not depend on thread
-//! timing. Records whose position is already in the state (an earlier run
-//! over the same state dir) are skipped, which is what makes re-runs and
-//! split runs count every record exactly once.
+//! The archive source ([`ArchiveSource`]) reads files in archive order
+//! (topic, partition, offset) and the driver loop (`engine::driver`)
+//! prepares them in parallel and applies them on one thread, so the result
+//! does not depend on thread timing. Records whose position is already in
+//! the state (an earlier run over the same state dir) are skipped, which is
+//! what makes re-runs and split runs count every record exactly once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
@@ -13,13 +13,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
-
-use crate::archive::{self, ArchiveError, ArchiveFile};
+use crate::engine::driver::{self, BatchDone, CommitPolicy, DriverError, Observer};
 use crate::engine::{Engine, EngineStats};
-use crate::offsets::Ranges;
-use crate::pipeline::{prepare, DeadLetter, DeadLetterSink, Origin, Prepared};
-use crate::store::{Durability, StoreError};
+use crate::sink::DeadLetterSink;
+use crate::source::archive::{self, ArchiveError, ArchiveFile, ArchiveSource};
+use crate::state::store::{Durability, StoreError};
 use crate::topology::Topology;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +28,8 @@ pub enum ReplayError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Prefix(String),
-    #[error("writing dead letters: {0}")]
-    DeadLetters(#[source] std::io::Error),
+    #[error(transparent)]
+    Driver(#[from] DriverError),
 }
 
 #[derive(Debug, Clone)]
@@ -116,59 +114,20 @@ pub fn resolve_prefix(topo: &Topology, topics: &[&str], given: Option<&str>) -> 
     }
 }
 
-enum Item {
-    Ok(Prepared),
-    Dead(String, Vec<u8>),
-    Done,
-}
+/// Draws the progress bar as batches are applied.
+struct Progress(indicatif::ProgressBar);
 
-struct FileOut {
-    file: usize,
-    items: Vec<(i64, Item)>,
-    read_error: Option<String>,
-}
-
-thread_local! {
-    /// Per-thread file buffer: reused so big reads do not fault in fresh
-    /// pages for every file.
-    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-fn read_file(topo: &Topology, f: &ArchiveFile, src: usize, done: Option<&Ranges>) -> FileOut {
-    BUF.with(|cell| {
-        let mut buf = cell.borrow_mut();
-        let read_error = f.read_into(&mut buf).err();
-        let items = archive::lines(&buf, f.start_offset)
-            .map(|(offset, bytes)| {
-                if done.is_some_and(|d| d.contains(offset)) {
-                    return (offset, Item::Done);
-                }
-                match prepare(topo, src, bytes) {
-                    Ok(p) => (offset, Item::Ok(p)),
-                    Err(reason) => (offset, Item::Dead(reason, bytes.to_vec())),
-                }
-            })
-            .collect();
-        if buf.capacity() > 256 << 20 {
-            *buf = Vec::new(); // one huge object must not pin its memory
-        }
-        FileOut {
-            file: 0,
-            items,
-            read_error,
-        }
-    })
-}
-
-fn reason_class(reason: &str) -> String {
-    reason.split(':').next().unwrap_or(reason).chars().take(60).collect()
+impl Observer for Progress {
+    fn on_batch(&mut self, b: &BatchDone<'_>) {
+        self.0.inc(b.size);
+    }
 }
 
 /// Replays an archive into the state dir; returns the engine (for answers).
 pub fn replay(
     topo: Arc<Topology>,
     opts: &ReplayOptions,
-    dead: &mut dyn DeadLetterSink,
+    dead: &mut DeadLetterSink<'_>,
 ) -> Result<(Engine, ReplaySummary), ReplayError> {
     let started = Instant::now();
     let scan = archive::scan(&opts.archive)?;
@@ -199,16 +158,12 @@ pub fn replay(
         .collect();
     unknown.dedup();
     summary.unknown_topics = unknown;
-    let files: Vec<(ArchiveFile, usize)> = files
-        .into_iter()
-        .filter_map(|f| source_of.get(&f.topic).map(|&s| (f, s)))
-        .collect();
+    let files: Vec<ArchiveFile> = files.into_iter().filter(|f| source_of.contains_key(&f.topic)).collect();
     summary.files = files.len();
-    summary.bytes = files.iter().map(|(f, _)| f.size).sum();
+    summary.bytes = files.iter().map(|f| f.size).sum();
 
     let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, opts.durability)?;
     engine.set_max_future_skew(opts.max_future_skew);
-    let done: HashMap<(String, i32), Ranges> = engine.positions().all().map(|(k, v)| (k.clone(), v.clone())).collect();
 
     let bar = if opts.progress && std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(summary.bytes);
@@ -223,95 +178,28 @@ pub fn replay(
     } else {
         indicatif::ProgressBar::hidden()
     };
-
-    // Chunks of roughly 32 MB of decoded input, so parsing overlaps state work.
-    let mut chunks: Vec<Vec<usize>> = vec![Vec::new()];
-    let mut weight = 0u64;
-    for (i, (f, _)) in files.iter().enumerate() {
-        weight += if f.gzip { f.size * 5 } else { f.size };
-        chunks.last_mut().unwrap().push(i);
-        if weight > 32 << 20 {
-            chunks.push(Vec::new());
-            weight = 0;
-        }
-    }
-
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<FileOut>>(1);
-    let result = std::thread::scope(|scope| -> Result<(), ReplayError> {
-        let files = &files;
-        let topo = &topo;
-        let done = &done;
-        scope.spawn(move || {
-            for chunk in chunks {
-                let outs: Vec<FileOut> = chunk
-                    .par_iter()
-                    .map(|&i| {
-                        let (f, src) = &files[i];
-                        let mut out = read_file(topo, f, *src, done.get(&(f.topic.clone(), f.partition)));
-                        out.file = i;
-                        out
-                    })
-                    .collect();
-                if tx.send(outs).is_err() {
-                    return; // the engine stopped early (error)
-                }
-            }
-        });
-        let mut waited = Instant::now();
-        for outs in rx {
-            summary.input_wait += waited.elapsed();
-            for out in outs {
-                let (f, src) = &files[out.file];
-                if let Some(e) = out.read_error {
-                    tracing::warn!("{e}");
-                    summary.read_errors.push(e);
-                }
-                *summary.per_topic.entry(f.topic.clone()).or_default() += out.items.len() as u64;
-                let span = out.items.first().zip(out.items.last()).map(|(a, b)| (a.0, b.0 + 1));
-                for (offset, item) in out.items {
-                    summary.records += 1;
-                    match item {
-                        Item::Done => {
-                            summary.already_done += 1;
-                            continue;
-                        }
-                        Item::Ok(p) => engine.process(*src, &p.key, p.row)?,
-                        Item::Dead(reason, raw) => {
-                            summary.dead_letters += 1;
-                            *summary.dead_reasons.entry(reason_class(&reason)).or_default() += 1;
-                            let dl = DeadLetter {
-                                reason,
-                                origin: Origin {
-                                    topic: f.topic.clone(),
-                                    partition: f.partition,
-                                    offset,
-                                    file: Some(f.path.display().to_string()),
-                                },
-                                record: String::from_utf8_lossy(&raw).into_owned(),
-                            };
-                            dead.send(&dl).map_err(ReplayError::DeadLetters)?;
-                        }
-                    }
-                }
-                // A file's records are consecutive offsets: one range.
-                if let Some((start, end)) = span {
-                    engine.mark_range(&f.topic, f.partition, start, end);
-                }
-                bar.inc(f.size);
-                if engine.pending() >= opts.commit_every {
-                    // Dead letters first: a committed position must not lose its letter.
-                    dead.flush().map_err(ReplayError::DeadLetters)?;
-                    engine.commit()?;
-                }
-            }
-            waited = Instant::now();
-        }
-        Ok(())
-    });
-    result?;
-    dead.flush().map_err(ReplayError::DeadLetters)?;
-    engine.sync()?;
-    bar.finish_and_clear();
+    let mut progress = Progress(bar);
+    let policy = CommitPolicy {
+        every_records: Some(opts.commit_every),
+        interval: None,
+        durable_each: false,
+    };
+    let run = driver::drive(
+        &mut engine,
+        ArchiveSource::new(files),
+        &source_of,
+        dead,
+        policy,
+        &mut progress,
+    )?;
+    progress.0.finish_and_clear();
+    summary.records = run.delivered;
+    summary.already_done = run.skipped;
+    summary.dead_letters = run.dead_letters;
+    summary.dead_reasons = run.dead_reasons;
+    summary.per_topic = run.per_topic;
+    summary.read_errors = run.read_errors;
+    summary.input_wait = run.input_wait;
     summary.elapsed = started.elapsed();
     summary.engine = engine.stats;
     Ok((engine, summary))
@@ -332,5 +220,5 @@ pub fn temp_state_dir() -> std::io::Result<tempfile::TempDir> {
 
 /// Whether `dir` is an existing pinstream state dir.
 pub fn is_state_dir(dir: &Path) -> bool {
-    crate::store::dir_kind(dir) == crate::store::DirKind::State
+    crate::state::store::dir_kind(dir) == crate::state::store::DirKind::State
 }

@@ -14,8 +14,9 @@
 use std::collections::HashSet;
 
 use crate::dsl::{self, AggregateSpec, Function, OpSpec, QueryKind, QuerySpec, SpecError, TopologySpec};
-use crate::ops::{self, Op};
-use crate::value::{intern, Name};
+use crate::model::value::{intern, Name};
+use crate::operator::{self, Operator};
+use std::sync::Arc;
 
 /// A compiled source.
 #[derive(Debug, Clone)]
@@ -24,11 +25,11 @@ pub struct Source {
     /// Topic template (`${prefix}` not yet replaced).
     pub topic: String,
     pub key: Name,
-    pub ops: Vec<Op>,
+    pub ops: Vec<Arc<dyn Operator>>,
     /// Fields (besides the key) that the join keeps from this source.
     pub projection: Vec<Name>,
     /// Raw top-level fields the parser must materialise for the projection
-    /// and the key (`ops::raw_needs`); the others are skipped unparsed.
+    /// and the key (`operator::raw_needs`); the others are skipped unparsed.
     pub raw_fields: Vec<Name>,
 }
 
@@ -46,7 +47,7 @@ pub struct Join {
     pub key: Name,
     /// Source indices, in input order.
     pub inputs: Vec<usize>,
-    pub ops: Vec<Op>,
+    pub ops: Vec<Arc<dyn Operator>>,
 }
 
 /// A tumbling window, in seconds.
@@ -124,29 +125,6 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// Fields an operator reads (for the join's projection).
-fn op_inputs(op: &OpSpec) -> Vec<String> {
-    match op {
-        OpSpec::NullIf {
-            fields: dsl::FieldSet::List(l),
-            ..
-        } => l.clone(),
-        OpSpec::NullIf { .. } => vec![],
-        OpSpec::ParseCount { field, .. }
-        | OpSpec::StripPrefix { field, .. }
-        | OpSpec::Cast { field, .. }
-        | OpSpec::ParseTimestamp { field, .. }
-        | OpSpec::Year { field, .. }
-        | OpSpec::Bucket { field, .. } => vec![field.clone()],
-        OpSpec::Rename { from, .. } => vec![from.clone()],
-        OpSpec::Drop { .. } => vec![],
-        OpSpec::Select { fields }
-        | OpSpec::Concat { fields, .. }
-        | OpSpec::Array { fields, .. }
-        | OpSpec::Require { fields } => fields.clone(),
-    }
 }
 
 impl AggregateSpec {
@@ -230,7 +208,7 @@ impl TopologySpec {
             }
             let mut fields = s.schema.clone();
             for (j, op) in s.ops.iter().enumerate() {
-                ops::check(op, &mut fields, &format!("{path}.op[{j}]"), &mut errors);
+                operator::check(op, &mut fields, &format!("{path}.op[{j}]"), &mut errors);
             }
             if let Some(f) = &fields {
                 if !f.contains(&s.key) {
@@ -303,13 +281,13 @@ impl TopologySpec {
             }
         }
         for (j, op) in join.ops.iter().enumerate() {
-            if matches!(op, OpSpec::Require { .. }) {
+            if matches!(op, OpSpec::Require(_)) {
                 errors.push(
                     SpecError::new(format!("join.op[{j}]"), "`require` is not allowed after the join")
                         .hint("put it in the source"),
                 );
             }
-            ops::check(op, &mut post, &format!("join.op[{j}]"), &mut errors);
+            operator::check(op, &mut post, &format!("join.op[{j}]"), &mut errors);
         }
 
         // Aggregates.
@@ -440,12 +418,11 @@ impl TopologySpec {
 
         // Projection: the fields the aggregates and post-join operators read.
         let mut needed: Vec<String> = Vec::new();
-        for f in self
-            .aggregates
-            .iter()
-            .flat_map(|a| a.fields())
-            .chain(join.ops.iter().flat_map(op_inputs))
-        {
+        for f in self.aggregates.iter().flat_map(|a| a.fields()).chain(
+            join.ops
+                .iter()
+                .flat_map(|o| o.spec().reads().into_iter().map(|(_, f)| f.to_string())),
+        ) {
             if !needed.contains(&f) {
                 needed.push(f);
             }
@@ -498,8 +475,8 @@ impl TopologySpec {
                     name: s.name.clone(),
                     topic: s.topic.clone(),
                     key: intern(&s.key),
-                    ops: s.ops.iter().map(Op::compile).collect(),
-                    raw_fields: ops::raw_needs(&s.ops, &out).iter().map(|f| intern(f)).collect(),
+                    ops: s.ops.iter().map(OpSpec::build).collect(),
+                    raw_fields: operator::raw_needs(&s.ops, &out).iter().map(|f| intern(f)).collect(),
                     projection,
                 }
             })
@@ -512,7 +489,7 @@ impl TopologySpec {
                 name: join.name.clone(),
                 key: intern(&join.key),
                 inputs: input_idx,
-                ops: join.ops.iter().map(Op::compile).collect(),
+                ops: join.ops.iter().map(OpSpec::build).collect(),
             },
             aggregates,
             queries,

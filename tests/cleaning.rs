@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use pinstream::pipeline::clean;
-use pinstream::value::{Record, Value};
+use pinstream::engine::prepare::clean;
+use pinstream::model::value::{Record, Value};
 
 fn topo() -> pinstream::topology::Topology {
     pinstream::load_topology(pinstream::PINTEREST_TOPOLOGY).expect("built-in topology builds")

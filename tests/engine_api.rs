@@ -5,11 +5,12 @@
 use std::sync::Arc;
 
 use pinstream::dsl::*;
+use pinstream::engine::prepare::prepare;
 use pinstream::engine::Engine;
-use pinstream::pipeline::prepare;
+use pinstream::model::value::Value;
+use pinstream::operator::{cast, null_if, parse_count, parse_timestamp};
 use pinstream::query::{self, TimeRange};
-use pinstream::store::Durability;
-use pinstream::value::Value;
+use pinstream::state::store::Durability;
 
 fn spec() -> TopologySpec {
     let op = |o: OpSpec| o;
@@ -24,19 +25,19 @@ fn spec() -> TopologySpec {
                 key: "id".into(),
                 schema: Some(vec!["id".into(), "amount".into(), "at".into(), "buyer".into()]),
                 ops: vec![
-                    op(OpSpec::Cast {
+                    op(OpSpec::Cast(cast::Spec {
                         field: "id".into(),
                         to: CastType::Int,
                         on_error: OnError::Reject,
-                    }),
-                    op(OpSpec::ParseCount {
+                    })),
+                    op(OpSpec::ParseCount(parse_count::Spec {
                         field: "amount".into(),
                         to: None,
-                    }),
-                    op(OpSpec::ParseTimestamp {
+                    })),
+                    op(OpSpec::ParseTimestamp(parse_timestamp::Spec {
                         field: "at".into(),
                         formats: vec![],
-                    }),
+                    })),
                 ],
             },
             SourceSpec {
@@ -45,10 +46,10 @@ fn spec() -> TopologySpec {
                 format: Format::Json,
                 key: "id".into(),
                 schema: Some(vec!["id".into(), "region".into()]),
-                ops: vec![op(OpSpec::NullIf {
+                ops: vec![op(OpSpec::NullIf(null_if::Spec {
                     fields: FieldSet::All("*".into()),
                     values: vec!["".into()],
-                })],
+                }))],
             },
         ],
         join: Some(JoinSpec {

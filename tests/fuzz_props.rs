@@ -13,10 +13,10 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-use pinstream::archive;
-use pinstream::pipeline::{clean, prepare};
+use pinstream::engine::prepare::{clean, prepare};
+use pinstream::model::value::{decode_key, Value as V};
+use pinstream::source::archive;
 use pinstream::topology::Topology;
-use pinstream::value::{decode_key, Value as V};
 
 fn topo() -> Arc<Topology> {
     static T: std::sync::OnceLock<Arc<Topology>> = std::sync::OnceLock::new();
@@ -213,7 +213,7 @@ mod bodies {
             let t = topo();
             let handle = Arc::new(pinstream::live_handle::LiveHandle::default());
             handle.set_store(Arc::new(
-                pinstream::store::Store::open(&dir.path().join("s"), &t).unwrap(),
+                pinstream::state::store::Store::open(&dir.path().join("s"), &t).unwrap(),
             ));
             let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
             for k in ["pin", "geo", "user"] {

@@ -359,7 +359,7 @@ fn regression_rocksdb_errors_are_printed_once() {
     run(&["replay", "--archive", a, "--state-dir", s, "--quiet"]);
     // Hold the state's lock in this process: the binary gets a RocksDB error.
     let topo = pinstream::load_topology(pinstream::PINTEREST_TOPOLOGY).unwrap();
-    let held = pinstream::store::Store::open(&state, &topo).unwrap();
+    let held = pinstream::state::store::Store::open(&state, &topo).unwrap();
     let (code, _, seen) = pinstream(&["replay", "--archive", a, "--state-dir", s, "--quiet"]);
     drop(held);
     assert_eq!(code, 1, "{seen}");
@@ -378,15 +378,19 @@ fn wal_child_commits_then_dies() {
         return;
     };
     let topo = std::sync::Arc::new(pinstream::load_topology(pinstream::PINTEREST_TOPOLOGY).unwrap());
-    let mut engine =
-        pinstream::engine::Engine::open(topo.clone(), Path::new(&dir), 1000, pinstream::store::Durability::Wal)
-            .unwrap();
+    let mut engine = pinstream::engine::Engine::open(
+        topo.clone(),
+        Path::new(&dir),
+        1000,
+        pinstream::state::store::Durability::Wal,
+    )
+    .unwrap();
     for i in 0..3000i64 {
         let raw = format!(
             r#"{{"ind": {i}, "timestamp": "2020-01-01 00:00:00", "latitude": 1.0, "longitude": 2.0, "country": "C{}"}}"#,
             i % 50
         );
-        let p = pinstream::pipeline::prepare(&topo, 1, raw.as_bytes()).unwrap();
+        let p = pinstream::engine::prepare::prepare(&topo, 1, raw.as_bytes()).unwrap();
         engine.process(1, &p.key, p.row).unwrap();
         engine.mark("p.geo", 0, i);
         if i % 300 == 299 {

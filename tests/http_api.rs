@@ -19,7 +19,7 @@ use common::*;
 use pinstream::http::{self, HttpOptions, Ingest};
 use pinstream::kafka::KafkaOptions;
 use pinstream::live_handle::LiveHandle;
-use pinstream::store::Store;
+use pinstream::state::store::Store;
 use pinstream::topology::Topology;
 
 const PREFIX: &str = "p";

@@ -19,7 +19,7 @@ use tower::ServiceExt;
 use pinstream::http::{self, HttpOptions, Ingest, Server};
 use pinstream::kafka::KafkaOptions;
 use pinstream::live_handle::LiveHandle;
-use pinstream::store::Store;
+use pinstream::state::store::Store;
 
 const PREFIX: &str = "h";
 

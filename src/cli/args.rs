@@ -7,10 +7,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use pinstream::emulate::{Compression, Layout};
 use pinstream::engine;
 use pinstream::http;
 use pinstream::kafka::KafkaOptions;
+use pinstream::pinterest::emulate::{Compression, Layout};
 
 /// The seeds' topic prefix (a 12-hex-digit user id).
 pub(crate) const DEFAULT_PREFIX: &str = "129a67850695";

@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use pinstream::emulate::{ArchiveWriter, Emulator, WriterOptions, TOPICS};
 use pinstream::http;
 use pinstream::kafka::KafkaOptions;
 use pinstream::live::{self, LiveOptions};
 use pinstream::live_handle::LiveHandle;
 use pinstream::metrics::Metrics;
+use pinstream::pinterest::emulate::{ArchiveWriter, Emulator, WriterOptions, TOPICS};
 use pinstream::topology::Topology;
 use pinstream::{engine, query, replay};
 
@@ -82,14 +82,14 @@ pub(crate) fn emulate(cmd: Command) -> Result<ExitCode> {
     let started = std::time::Instant::now();
     let em = Emulator::new(seed);
     if let Some(url) = http {
-        let target = pinstream::emulate::http::HttpTarget {
+        let target = pinstream::pinterest::emulate::http::HttpTarget {
             url: url.clone(),
             kinesis,
             token: http_token,
         };
         let stop = stop_flag()?;
         let posts = if forever { None } else { posts };
-        let sent = pinstream::emulate::http::post(&em, &target, &prefix, posts, rate, resend_rate, &stop)?;
+        let sent = pinstream::pinterest::emulate::http::post(&em, &target, &prefix, posts, rate, resend_rate, &stop)?;
         eprintln!(
             "sent {} records to {url} ({}, {:.1} s)",
             thousands(sent),
@@ -111,7 +111,7 @@ pub(crate) fn emulate(cmd: Command) -> Result<ExitCode> {
         }
         let stop = stop_flag()?;
         let posts = if forever { None } else { posts };
-        let sent = pinstream::emulate::kafka::produce(&em, &opts, &prefix, posts, rate, resend_rate, &stop)?;
+        let sent = pinstream::pinterest::emulate::kafka::produce(&em, &opts, &prefix, posts, rate, resend_rate, &stop)?;
         eprintln!(
             "produced {} records to {prefix}.pin|geo|user ({:.1} s)",
             thousands(sent),
@@ -285,7 +285,7 @@ pub(crate) fn demo(
     let (engine, stats) = std::thread::scope(|scope| -> Result<_> {
         let (stop, kafka) = (&stop, &kafka);
         let producer = scope.spawn(move || {
-            pinstream::emulate::kafka::produce(&Emulator::new(100), kafka, prefix, posts, rate, 0.23, stop)
+            pinstream::pinterest::emulate::kafka::produce(&Emulator::new(100), kafka, prefix, posts, rate, 0.23, stop)
         });
         let result = live::run(topo.clone(), &opts, stop);
         stop.store(true, Ordering::Relaxed); // ends a --forever producer

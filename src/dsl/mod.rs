@@ -376,6 +376,16 @@ fn join(value: &toml::Value, errors: &mut Vec<SpecError>, kept: &mut Kept) -> Op
     with_ops("join", value, errors, kept, |j: &mut JoinSpec, ops| j.ops = ops)
 }
 
+/// The hint for a name that is not one of `candidates`: "did you mean
+/// `x`?" when one is close, else "`<what>`: a, b, c". The one place this
+/// hint is built.
+pub fn did_you_mean(word: &str, candidates: &[&str], what: &str) -> String {
+    match suggest(word, candidates) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("{what}: {}", candidates.join(", ")),
+    }
+}
+
 /// Closest candidate by edit distance, if it is close enough to be a typo.
 pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates

@@ -8,6 +8,12 @@
 
 use serde::{Deserialize, Serialize};
 
+// Operator specs live with their operators (`operator/`); the DSL names them here.
+pub use crate::operator::bucket::RangeSpec;
+pub use crate::operator::cast::{CastType, OnError};
+pub use crate::operator::null_if::FieldSet;
+pub use crate::operator::OpSpec;
+
 /// A whole topology: sources → per-source operators → join → post operators →
 /// aggregates (state stores) → named queries.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -61,97 +67,6 @@ pub struct SourceSpec {
 pub enum Format {
     #[default]
     Json,
-}
-
-/// Which fields an operator applies to: `"*"` (every field) or a list.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
-pub enum FieldSet {
-    /// `"*"`: every field of the record.
-    All(String),
-    List(Vec<String>),
-}
-
-/// Target type of `cast`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum CastType {
-    Int,
-    Float,
-    String,
-    Bool,
-}
-
-/// What `cast` does with a value it cannot convert.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OnError {
-    /// Replace the value with null (the record goes on).
-    #[default]
-    Null,
-    /// Send the record to the dead-letter output with the reason.
-    Reject,
-}
-
-/// One labelled range of `bucket`: `min <= x <= max` (either bound optional).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RangeSpec {
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub label: String,
-}
-
-/// A per-record operator. `op = "<name>"` selects the kind.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
-pub enum OpSpec {
-    /// Replace any of `values` in `fields` with null (`fields = "*"`: all).
-    NullIf { fields: FieldSet, values: Vec<String> },
-    /// Parse a count like `"124k"`, `"1.5k"`, `"2M"`, `"437"` into an integer;
-    /// anything else becomes null. Writes `to` (default: in place).
-    ParseCount { field: String, to: Option<String> },
-    /// Remove `prefix` from the start of a string field (if present).
-    StripPrefix { field: String, prefix: String },
-    /// Convert a field to another type.
-    Cast {
-        field: String,
-        to: CastType,
-        #[serde(default)]
-        on_error: OnError,
-    },
-    /// Parse a string into a UTC timestamp. Default formats:
-    /// `%Y-%m-%d %H:%M:%S`, `%Y-%m-%dT%H:%M:%S`, RFC 3339. Unparseable → null.
-    ParseTimestamp {
-        field: String,
-        #[serde(default)]
-        formats: Vec<String>,
-    },
-    /// Rename a field.
-    Rename { from: String, to: String },
-    /// Remove fields.
-    Drop { fields: Vec<String> },
-    /// Keep exactly these fields, in this order (missing ones become null).
-    Select { fields: Vec<String> },
-    /// `to = fields[0] + separator + fields[1] + ...`; null if any is null.
-    Concat {
-        fields: Vec<String>,
-        #[serde(default)]
-        separator: String,
-        to: String,
-    },
-    /// `to = [fields...]`.
-    Array { fields: Vec<String>, to: String },
-    /// `to = year of the timestamp field` (null if not a timestamp).
-    Year { field: String, to: String },
-    /// `to = label of the first range containing the number` (else null).
-    Bucket {
-        field: String,
-        to: String,
-        ranges: Vec<RangeSpec>,
-    },
-    /// Dead-letter the record if any field is missing or null.
-    Require { fields: Vec<String> },
 }
 
 /// The join of N sources on a key, with table semantics: each input is a

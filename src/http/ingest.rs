@@ -15,7 +15,7 @@
 //! partition).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -24,12 +24,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
 use base64::Engine as _;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use serde_json::{json, Value as J};
 
 use super::{body_error, ApiError, AppState};
-use crate::kafka::{KafkaContext, KafkaOptions};
+use crate::kafka::producer::{self, Producer};
+use crate::kafka::KafkaOptions;
 
 /// The ingest producer's linger (overridable with --kafka-config linger.ms=N).
 /// A request waits for its acks, so the linger adds to every request (the
@@ -44,7 +43,7 @@ pub struct Ingest {
     opts: KafkaOptions,
     /// Created on the first ingest request: an idle producer costs the live
     /// loop's host about 13 MB and some broker traffic (measured).
-    producer: OnceLock<FutureProducer<KafkaContext>>,
+    producer: OnceLock<Arc<Producer>>,
     /// Topic -> partition count, from the last metadata fetch.
     topics: Mutex<(Option<Instant>, HashMap<String, i32>)>,
 }
@@ -61,21 +60,23 @@ impl Ingest {
         })
     }
 
-    fn create(opts: &KafkaOptions) -> Result<FutureProducer<KafkaContext>, rdkafka::error::KafkaError> {
-        opts.client_config_with(&[
-            // As Java clients (and so the REST Proxy) place keyed records.
-            ("partitioner", "murmur2_random"),
-            ("linger.ms", LINGER_MS),
-        ])
-        .create_with_context(opts.context())
+    fn create(opts: &KafkaOptions) -> Result<Producer, rdkafka::error::KafkaError> {
+        Producer::create(
+            opts,
+            &[
+                // As Java clients (and so the REST Proxy) place keyed records.
+                ("partitioner", "murmur2_random"),
+                ("linger.ms", LINGER_MS),
+            ],
+        )
     }
 
-    fn producer(&self) -> Result<&FutureProducer<KafkaContext>, ApiError> {
+    fn producer(&self) -> Result<&Arc<Producer>, ApiError> {
         if let Some(p) = self.producer.get() {
             return Ok(p);
         }
         let p = Self::create(&self.opts).map_err(|e| unavailable(&format!("Kafka producer: {e}")))?;
-        Ok(self.producer.get_or_init(|| p))
+        Ok(self.producer.get_or_init(|| Arc::new(p)))
     }
 
     /// Fetches topic metadata at most once a second.
@@ -130,41 +131,21 @@ impl Ingest {
         let now = chrono::Utc::now().timestamp_millis().to_string();
         let mut futures = Vec::with_capacity(records.len());
         for r in &records {
-            let headers = OwnedHeaders::new().insert(Header {
-                key: "pinstream.produced_ms",
-                value: Some(now.as_str()),
-            });
-            let mut rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
-            if let Some(p) = &r.payload {
-                rec = rec.payload(p.as_slice());
-            }
-            if let Some(k) = &r.key {
-                rec = rec.key(k.as_slice());
-            }
-            if let Some(p) = r.partition {
-                rec = rec.partition(p);
-            }
-            // send_result enqueues now, so the order of records is kept.
-            futures.push(loop {
-                match producer.send_result(rec) {
-                    Ok(f) => break Ok(f),
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                        r,
-                    )) => {
-                        rec = r;
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    Err((e, _)) => break Err(e.to_string()),
-                }
-            });
+            let out = producer::Outgoing {
+                topic,
+                key: r.key.as_deref(),
+                payload: r.payload.as_deref(),
+                partition: r.partition,
+                headers: vec![(producer::PRODUCED_MS_HEADER, now.clone())],
+            };
+            // Enqueued now, so the order of records is kept.
+            futures.push(producer.send_acked(&out).await.map_err(|e| e.to_string()));
         }
         let mut out = Vec::with_capacity(futures.len());
         for f in futures {
             out.push(match f {
                 Ok(f) => match f.await {
-                    Ok(Ok(d)) => Ok((d.partition, d.offset)),
-                    Ok(Err((e, _))) => Err(e.to_string()),
+                    Ok(delivered) => delivered,
                     Err(_) => Err("producer closed".to_string()),
                 },
                 Err(e) => Err(e),

@@ -15,8 +15,8 @@ use axum::Json;
 use serde_json::{json, Map, Value as Json_};
 
 use super::{ApiError, AppState};
+use crate::model::value::Value;
 use crate::query::{self, TimeRange};
-use crate::value::Value;
 
 /// Parses an event-time bound: epoch seconds, `YYYY-MM-DD`,
 /// `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DDTHH:MM:SS` or RFC 3339.
@@ -86,7 +86,7 @@ fn json_response(body: Bytes) -> Response {
 async fn cached(
     state: &AppState,
     key: String,
-    f: impl FnOnce(&crate::store::Store) -> Result<Json_, ApiError> + Send + 'static,
+    f: impl FnOnce(&crate::state::store::Store) -> Result<Json_, ApiError> + Send + 'static,
 ) -> Result<Response, ApiError> {
     let inner = state.0.clone();
     let Some(store) = inner.live.store().cloned() else {
@@ -147,7 +147,7 @@ async fn cached(
     Ok(json_response(body))
 }
 
-fn store_error(e: crate::store::StoreError) -> ApiError {
+fn store_error(e: crate::state::store::StoreError) -> ApiError {
     ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, 500, format!("state: {e}"))
 }
 

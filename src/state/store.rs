@@ -38,9 +38,9 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, MergeOperands, Options, WriteBatch, DB};
 
+use crate::aggregate::sketch::Sketch;
 use crate::dsl::Function;
-use crate::offsets::Ranges;
-use crate::sketch::Sketch;
+use crate::model::offsets::Ranges;
 use crate::topology::Topology;
 
 #[derive(Debug, thiserror::Error)]
@@ -415,14 +415,14 @@ impl Store {
     }
 
     /// The source identity stored with the positions (see `identity.rs`).
-    pub fn source_identity(&self) -> Result<Option<crate::identity::SourceIdentity>, StoreError> {
+    pub fn source_identity(&self) -> Result<Option<crate::source::identity::SourceIdentity>, StoreError> {
         Ok(self
             .get(META, b"source")?
-            .and_then(|v| crate::identity::SourceIdentity::from_bytes(&v)))
+            .and_then(|v| crate::source::identity::SourceIdentity::from_bytes(&v)))
     }
 
     /// Stores the source identity (written durably at once).
-    pub fn put_source_identity(&self, id: &crate::identity::SourceIdentity) -> Result<(), StoreError> {
+    pub fn put_source_identity(&self, id: &crate::source::identity::SourceIdentity) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(META)?, b"source", id.to_bytes());
         self.write(batch)?;

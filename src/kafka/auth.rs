@@ -121,11 +121,21 @@ impl ClientContext for KafkaContext {
 impl ConsumerContext for KafkaContext {}
 
 impl ProducerContext for KafkaContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((e, _)) = result {
-            tracing::error!("record not delivered: {e}");
-            self.failed.fetch_add(1, Ordering::Relaxed);
+    /// Where to report the delivery, if the sender waits for it
+    /// (`producer::Producer::send_acked`).
+    type DeliveryOpaque = Box<Option<crate::kafka::producer::Ack>>;
+    fn delivery(&self, result: &DeliveryResult<'_>, ack: Self::DeliveryOpaque) {
+        use rdkafka::message::Message;
+        let report = match result {
+            Ok(m) => Ok((m.partition(), m.offset())),
+            Err((e, _)) => {
+                tracing::debug!("record not delivered: {e}");
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                Err(e.to_string())
+            }
+        };
+        if let Some(ack) = *ack {
+            let _ = ack.send(report);
         }
     }
 }

@@ -4,25 +4,27 @@
 //! The engine is single-threaded by design: it sees every cleaned record in
 //! the order its driver chooses, which makes "a later record replaces the
 //! earlier one" well defined. The stateless half (parsing and cleaning,
-//! [`crate::pipeline::prepare`]) runs in parallel in front of it.
+//! [`crate::engine::prepare::prepare`]) runs in parallel in front of it.
 //!
 //! Exactly-once effect: [`Engine::commit`] writes the join rows, aggregate
 //! deltas and the positions of every record they include in one RocksDB
 //! write batch. A record whose position is already in the state is skipped
 //! by the driver, so a crash between commits only replays uncommitted work.
 
+pub mod driver;
+pub mod prepare;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use rocksdb::WriteBatch;
 
-use crate::agg::{AggBuffers, AggStats};
-use crate::join::JoinState;
-use crate::offsets::Positions;
-use crate::ops::Operator;
-use crate::store::{Durability, Store, StoreError};
+use crate::aggregate::buffers::{AggBuffers, AggStats};
+use crate::model::offsets::Positions;
+use crate::model::value::{decode_key, decode_row, Record};
+use crate::state::join::JoinState;
+use crate::state::store::{Durability, Store, StoreError};
 use crate::topology::Topology;
-use crate::value::{decode_key, decode_row, Record};
 
 /// Default number of join keys kept in memory.
 pub const DEFAULT_CACHE_KEYS: usize = 4_000_000;

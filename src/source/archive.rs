@@ -19,7 +19,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::pipeline::{Batch, RawRecord, Source};
+use rayon::prelude::*;
+
+use super::{Batch, Poll, RawRecord, Source, SourceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -192,11 +194,17 @@ impl ArchiveFile {
     /// Reads the file into a batch of records with their offsets.
     pub fn read(&self) -> Batch {
         let mut data = Vec::new();
-        let read_error = self.read_into(&mut data).err();
-        let records = lines(&data, self.start_offset)
+        self.read_with(&mut data)
+    }
+
+    /// Like [`ArchiveFile::read`], reading through `buf` (kept for reuse).
+    fn read_with(&self, buf: &mut Vec<u8>) -> Batch {
+        let read_error = self.read_into(buf).err();
+        let records = lines(buf, self.start_offset)
             .map(|(offset, bytes)| RawRecord {
                 offset,
                 bytes: bytes.to_vec(),
+                produced_ms: None,
             })
             .collect();
         Batch {
@@ -205,6 +213,8 @@ impl ArchiveFile {
             file: Some(self.path.clone()),
             records,
             read_error,
+            size: self.size,
+            polled_ms: None,
         }
     }
 }
@@ -226,10 +236,18 @@ pub fn lines(data: &[u8], start_offset: i64) -> impl Iterator<Item = (i64, &[u8]
         .map(move |(i, line)| (start_offset + i as i64, line.strip_suffix(b"\r").unwrap_or(line)))
 }
 
-/// Sequential [`Source`] over archive files (replay reads in parallel with
-/// [`ArchiveFile::read`] directly).
+thread_local! {
+    /// Per-thread file buffer: reused so big reads do not fault in fresh
+    /// pages for every file.
+    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A [`Source`] over archive files, in the order given (topic, partition,
+/// offset from [`scan`]). Files are read and decompressed in parallel, a
+/// chunk of about 32 MB of decoded input at a time.
 pub struct ArchiveSource {
     files: std::vec::IntoIter<ArchiveFile>,
+    ready: std::collections::VecDeque<Batch>,
     size: u64,
 }
 
@@ -238,16 +256,46 @@ impl ArchiveSource {
         let size = files.iter().map(|f| f.size).sum();
         ArchiveSource {
             files: files.into_iter(),
+            ready: Default::default(),
             size,
         }
+    }
+
+    fn read_chunk(&mut self) {
+        let mut chunk = Vec::new();
+        let mut weight = 0u64;
+        for f in self.files.by_ref() {
+            weight += if f.gzip { f.size * 5 } else { f.size };
+            chunk.push(f);
+            if weight > 32 << 20 {
+                break;
+            }
+        }
+        let batches: Vec<Batch> = chunk
+            .par_iter()
+            .map(|f| {
+                BUF.with(|cell| {
+                    let mut buf = cell.borrow_mut();
+                    let b = f.read_with(&mut buf);
+                    if buf.capacity() > 256 << 20 {
+                        *buf = Vec::new(); // one huge object must not pin its memory
+                    }
+                    b
+                })
+            })
+            .collect();
+        self.ready.extend(batches);
     }
 }
 
 impl Source for ArchiveSource {
-    type Error = std::convert::Infallible;
-    fn next_batch(&mut self) -> Result<Option<Batch>, Self::Error> {
-        Ok(self.files.next().map(|f| f.read()))
+    fn poll(&mut self) -> Result<Poll, SourceError> {
+        if self.ready.is_empty() {
+            self.read_chunk();
+        }
+        Ok(self.ready.pop_front().map_or(Poll::Done, Poll::Batch))
     }
+
     fn size_hint(&self) -> Option<u64> {
         Some(self.size)
     }

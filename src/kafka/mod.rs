@@ -14,7 +14,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-pub use crate::kafka_auth::{Auth, KafkaContext};
+pub mod auth;
+pub mod producer;
+
+pub use auth::{Auth, KafkaContext};
 
 #[derive(Debug, Clone, Default)]
 pub struct KafkaOptions {
@@ -115,29 +118,6 @@ impl KafkaOptions {
             parts.push(format!("{k}={}", if is_secret(k) { "***" } else { v }));
         }
         parts.join(" ")
-    }
-}
-
-/// Enqueues a record on a threaded producer, waiting while librdkafka's
-/// queue is full (back-pressure, not an error); other errors are returned.
-pub fn send_retrying<'a, K, P, C>(
-    producer: &rdkafka::producer::ThreadedProducer<C>,
-    mut record: rdkafka::producer::BaseRecord<'a, K, P>,
-) -> Result<(), KafkaError>
-where
-    K: rdkafka::message::ToBytes + ?Sized,
-    P: rdkafka::message::ToBytes + ?Sized,
-    C: rdkafka::producer::ProducerContext<DeliveryOpaque = ()> + 'static,
-{
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
-                record = r;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err((e, _)) => return Err(e),
-        }
     }
 }
 

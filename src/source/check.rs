@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::SourceError;
 use crate::engine::Engine;
 use crate::kafka::{KafkaContext, KafkaOptions};
-use crate::live::LiveError;
 
 /// Where each partition's log ends, as far as these checks need it: the
 /// reported high watermark, raised to what reading proves. Some brokers
@@ -118,8 +118,8 @@ pub(crate) fn check_source_identity(
     engine: &Engine,
     parts: &[(String, i32)],
     state_dir: &std::path::Path,
-) -> Result<(), LiveError> {
-    use crate::identity::{check, PartitionSeen, SourceIdentity};
+) -> Result<(), SourceError> {
+    use crate::source::identity::{check, PartitionSeen, SourceIdentity};
     let mut now = SourceIdentity {
         cluster_id: consumer.client().fetch_cluster_id(Duration::from_secs(5)),
         ..Default::default()
@@ -159,7 +159,7 @@ pub(crate) fn check_source_identity(
     let mismatches = check(stored.as_ref(), &now, &seen);
     if !mismatches.is_empty() {
         let details: Vec<String> = mismatches.iter().map(|m| format!("  - {m}")).collect();
-        return Err(LiveError::SourceMismatch {
+        return Err(SourceError::SourceMismatch {
             state_dir: state_dir.to_path_buf(),
             details: details.join("\n"),
         });

@@ -3,9 +3,9 @@
 
 use std::io::Read;
 
-static GEO: &[u8] = include_bytes!("../../data/geolocation_data.csv.gz");
-static USER: &[u8] = include_bytes!("../../data/user_data.csv.gz");
-static PINS: &[u8] = include_bytes!("../../data/pin_sample.jsonl.gz");
+static GEO: &[u8] = include_bytes!("../../../data/geolocation_data.csv.gz");
+static USER: &[u8] = include_bytes!("../../../data/user_data.csv.gz");
+static PINS: &[u8] = include_bytes!("../../../data/pin_sample.jsonl.gz");
 
 /// One row of `geolocation_data` (values kept as their original text).
 #[derive(Debug, Clone)]

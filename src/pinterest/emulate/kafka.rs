@@ -5,15 +5,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{Emulator, TOPICS};
-use crate::kafka::{KafkaContext, KafkaOptions};
+use crate::kafka::producer::{Outgoing, Producer, PRODUCED_MS_HEADER};
+use crate::kafka::KafkaOptions;
 
 /// Produces deliveries at up to `rate` records/s (0 = as fast as possible)
 /// until `posts` posts are out (`None` = forever) or `stop` is set. Returns
@@ -27,10 +26,7 @@ pub fn produce(
     resend: f64,
     stop: &AtomicBool,
 ) -> Result<u64, KafkaError> {
-    let producer: ThreadedProducer<KafkaContext> = opts
-        .client_config()
-        .set("linger.ms", "5")
-        .create_with_context(opts.context())?;
+    let producer = Producer::create(opts, &[("linger.ms", "5")])?;
     let topics: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}.{t}")).collect();
     // No key, as the REST proxy sent them: each record gets a partition at
     // random (seeded, so runs repeat), and one `ind`'s records spread over
@@ -54,16 +50,13 @@ pub fn produce(
         for ((topic, payload), n) in topics.iter().zip([&d.pin, &d.geo, &d.user]).zip(&partitions) {
             // Send time in a header: end-to-end latency is measured from it
             // (some brokers report fetch time as the record timestamp).
-            let sent_ms = chrono::Utc::now().timestamp_millis().to_string();
-            let headers = OwnedHeaders::new().insert(Header {
-                key: "pinstream.produced_ms",
-                value: Some(sent_ms.as_str()),
-            });
-            let record: BaseRecord<'_, (), str> = BaseRecord::to(topic)
-                .payload(payload.as_str())
-                .partition(rng.gen_range(0..*n))
-                .headers(headers);
-            crate::kafka::send_retrying(&producer, record)?;
+            producer.send(&Outgoing {
+                topic,
+                payload: Some(payload.as_bytes()),
+                partition: Some(rng.gen_range(0..*n)),
+                headers: vec![(PRODUCED_MS_HEADER, chrono::Utc::now().timestamp_millis().to_string())],
+                ..Default::default()
+            })?;
             sent += 1;
         }
         if rate > 0.0 {
@@ -75,7 +68,7 @@ pub fn produce(
         }
     }
     producer.flush(Duration::from_secs(60))?;
-    let failed = producer.context().failed.load(std::sync::atomic::Ordering::Relaxed);
+    let failed = producer.failed();
     if failed > 0 {
         tracing::error!("{failed} records were not delivered");
         return Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut));

@@ -1,121 +1,11 @@
-//! Component traits and the stateless per-record stage.
-//!
-//! - [`Source`]: yields batches of raw records with their positions
-//!   (archive files now; Kafka partitions later).
-//! - [`crate::ops::Operator`]: per-record cleaning (in `ops.rs`).
-//! - [`DeadLetterSink`]: where rejected records go, with the reason.
+//! The stateless per-record stage: parse, clean, project.
 //!
 //! [`prepare`] turns one raw record into what the engine needs (encoded key
 //! and projected row) or a rejection. It is a pure function of the bytes and
-//! the topology, so drivers run it on many threads.
+//! the topology, so the driver runs it on many threads.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
-use serde::Serialize;
-
-use crate::ops::Operator;
+use crate::model::value::{encode_key, encode_row, Record, Value};
 use crate::topology::Topology;
-use crate::value::{encode_key, encode_row, Record, Value};
-
-/// Where a raw record came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Origin {
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    /// Archive file, for replay.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-}
-
-/// A raw record as a source delivers it.
-#[derive(Debug, Clone)]
-pub struct RawRecord {
-    pub offset: i64,
-    pub bytes: Vec<u8>,
-}
-
-/// A batch of raw records of one topic-partition, in offset order.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    pub topic: String,
-    pub partition: i32,
-    /// Archive file the batch was read from, if any.
-    pub file: Option<PathBuf>,
-    pub records: Vec<RawRecord>,
-    /// A problem reading the batch (e.g. a truncated gzip member): the
-    /// records before it are still delivered.
-    pub read_error: Option<String>,
-}
-
-/// Something that yields batches. One required method; `Ok(None)` = done.
-pub trait Source: Send {
-    type Error: std::error::Error + Send + Sync + 'static;
-    fn next_batch(&mut self) -> Result<Option<Batch>, Self::Error>;
-    /// Total input size in bytes, when known (for progress).
-    fn size_hint(&self) -> Option<u64> {
-        None
-    }
-}
-
-/// A rejected record.
-#[derive(Debug, Clone, Serialize)]
-pub struct DeadLetter {
-    pub reason: String,
-    #[serde(flatten)]
-    pub origin: Origin,
-    /// The raw record, as text (lossy if it was not UTF-8).
-    pub record: String,
-}
-
-/// Where dead letters go. One required method.
-pub trait DeadLetterSink: Send {
-    fn send(&mut self, dl: &DeadLetter) -> std::io::Result<()>;
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Keeps only the count (the caller counts); used without `--dead-letter`.
-pub struct DiscardDeadLetters;
-
-impl DeadLetterSink for DiscardDeadLetters {
-    fn send(&mut self, _dl: &DeadLetter) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// JSON lines: `{"reason","topic","partition","offset","file","record"}`.
-pub struct FileDeadLetters {
-    out: std::io::BufWriter<std::fs::File>,
-}
-
-impl FileDeadLetters {
-    pub fn create(path: &Path) -> std::io::Result<Self> {
-        Ok(FileDeadLetters {
-            out: std::io::BufWriter::new(std::fs::File::create(path)?),
-        })
-    }
-
-    /// Appends to the file (the live daemon keeps it across restarts).
-    pub fn append(path: &Path) -> std::io::Result<Self> {
-        let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(FileDeadLetters {
-            out: std::io::BufWriter::new(f),
-        })
-    }
-}
-
-impl DeadLetterSink for FileDeadLetters {
-    fn send(&mut self, dl: &DeadLetter) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, dl)?;
-        self.out.write_all(b"\n")
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
-}
 
 /// A record ready for the engine.
 #[derive(Debug, Clone)]
@@ -134,7 +24,7 @@ fn clean_keeping(
     topo: &Topology,
     src: usize,
     bytes: &[u8],
-    keep: Option<&[crate::value::Name]>,
+    keep: Option<&[crate::model::value::Name]>,
 ) -> Result<Record, String> {
     let text = trim_ascii(bytes);
     if text.is_empty() {
@@ -187,7 +77,7 @@ mod tests {
     #[test]
     fn pruned_parsing_agrees_with_full_cleaning() {
         let topo = crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap();
-        let sample = include_str!("../tests/fixtures/pin_sample.jsonl");
+        let sample = include_str!("../../tests/fixtures/pin_sample.jsonl");
         let edge = [
             r#"{"ind": 5, "category": "art"}"#,
             r#"{"index": 6, "ind": 9, "category": "art", "follower_count": "3k"}"#,

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::tdigest::TDigest;
+use crate::aggregate::tdigest::TDigest;
 
 /// Most distinct values kept exactly.
 pub const EXACT_LIMIT: usize = 4096;

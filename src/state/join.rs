@@ -21,7 +21,7 @@ pub type EncodedEntries = Vec<(Box<[u8]>, Vec<u8>)>;
 
 use rocksdb::WriteBatch;
 
-use crate::store::{join_cf, Store, StoreError};
+use crate::state::store::{join_cf, Store, StoreError};
 
 /// Slots of one key: `None` = that input has no row yet.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,11 +14,11 @@ use rustc_hash::FxHashMap as HashMap;
 
 use rocksdb::WriteBatch;
 
+use crate::aggregate::sketch::Sketch;
 use crate::dsl::Function;
-use crate::sketch::Sketch;
-use crate::store::{agg_cf, Store, StoreError};
+use crate::model::value::{encode_key, Record, Value};
+use crate::state::store::{agg_cf, Store, StoreError};
 use crate::topology::{Aggregate, Topology};
-use crate::value::{encode_key, Record, Value};
 
 /// Counters of what the aggregates did not take.
 #[derive(Debug, Default, Clone, Copy)]

@@ -1,0 +1,495 @@
+//! The one driver loop: `replay` and `run` (and the coming S3 replay)
+//! differ only in their [`Source`], their dead-letter [`Sink`] and their
+//! [`CommitPolicy`].
+//!
+//! Two stages:
+//! 1. a reader thread owns the source: it polls batches, skips every record
+//!    whose position is already in the state (or was delivered earlier in
+//!    this run), and prepares the rest in parallel (rayon), a group of up to
+//!    32 MB or 20 ms at a time;
+//! 2. the calling thread owns the engine: it applies prepared records in
+//!    the order the source delivered them, sends rejects to the dead-letter
+//!    sink, marks positions, and commits when the policy says.
+//!
+//! Invariants:
+//! - the dead-letter sink is flushed before every commit, so a committed
+//!   position never loses its letter;
+//! - positions are marked only for records applied or dead-lettered in this
+//!   run, and are written in the same RocksDB batch as the state they
+//!   produced ([`Engine::commit`]);
+//! - the source is told what is durable ([`Source::committed`]) after each
+//!   commit, the last one included.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use super::prepare::{prepare, Prepared};
+use super::{Engine, EngineStats};
+use crate::model::offsets::Positions;
+use crate::sink::{DeadLetter, DeadLetterSink, SinkError};
+use crate::source::{Batch, Poll, Source, SourceError};
+use crate::state::store::StoreError;
+use crate::topology::Topology;
+
+/// When the driver commits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitPolicy {
+    /// After this many records marked since the last commit.
+    pub every_records: Option<usize>,
+    /// After this much time since the last commit (if anything is pending).
+    pub interval: Option<Duration>,
+    /// Wait until each commit is durable before going on (live: answers
+    /// and group offsets follow durable state). Otherwise a commit is
+    /// written in the background while the next records are applied.
+    pub durable_each: bool,
+}
+
+impl CommitPolicy {
+    fn due(&self, pending: usize, since_last: Duration) -> bool {
+        pending > 0
+            && (self.every_records.is_some_and(|n| pending >= n) || self.interval.is_some_and(|d| since_last >= d))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+impl DriverError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DriverError::Store(e) => e.is_retryable(),
+            DriverError::Source(e) => e.is_retryable(),
+            DriverError::Sink(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// One applied batch, for observers (progress, per-source metrics).
+#[derive(Debug)]
+pub struct BatchDone<'a> {
+    pub source: usize,
+    pub topic: &'a str,
+    pub delivered: u64,
+    pub skipped: u64,
+    pub dead: u64,
+    /// Input bytes of the batch.
+    pub size: u64,
+}
+
+/// One commit, for observers.
+#[derive(Debug)]
+pub struct CommitDone<'a> {
+    pub engine: &'a EngineStats,
+    pub duration: Duration,
+    /// Produce time to durable commit of each record covered, in ms.
+    pub latencies_ms: &'a [u64],
+}
+
+/// Hooks called on the engine thread; both default to nothing.
+pub trait Observer {
+    fn on_batch(&mut self, _b: &BatchDone<'_>) {}
+    fn on_commit(&mut self, _c: &CommitDone<'_>) {}
+}
+
+/// No observer.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// What a drive saw.
+#[derive(Debug, Clone)]
+pub struct RunStats {
+    /// Records the source delivered (skipped ones included).
+    pub delivered: u64,
+    /// Records whose position was already in the state.
+    pub skipped: u64,
+    pub dead_letters: u64,
+    /// Dead letters by reason class (first words of the reason).
+    pub dead_reasons: BTreeMap<String, u64>,
+    /// Records delivered per topic.
+    pub per_topic: BTreeMap<String, u64>,
+    pub read_errors: Vec<String>,
+    pub commits: u64,
+    /// Time the engine thread waited for prepared input.
+    pub input_wait: Duration,
+    /// Produce time to durable commit, ms (records with a produce time).
+    pub latency_ms: hdrhistogram::Histogram<u64>,
+    /// Produce time to the moment the source received the record, ms.
+    pub transit_ms: hdrhistogram::Histogram<u64>,
+    /// Wall time of each commit (sink flush + state write), µs.
+    pub commit_us: hdrhistogram::Histogram<u64>,
+    /// From the first record applied to the last.
+    pub active: Duration,
+}
+
+impl Default for RunStats {
+    fn default() -> Self {
+        let h = |max| hdrhistogram::Histogram::new_with_bounds(1, max, 3).expect("valid bounds");
+        RunStats {
+            delivered: 0,
+            skipped: 0,
+            dead_letters: 0,
+            dead_reasons: BTreeMap::new(),
+            per_topic: BTreeMap::new(),
+            read_errors: Vec::new(),
+            commits: 0,
+            input_wait: Duration::ZERO,
+            latency_ms: h(3_600_000),
+            transit_ms: h(3_600_000),
+            commit_us: h(3_600_000_000),
+            active: Duration::ZERO,
+        }
+    }
+}
+
+enum Item {
+    Ok(Prepared),
+    Dead(String),
+    Done,
+}
+
+/// A batch after stage 1.
+struct Ready {
+    batch: Batch,
+    source: usize,
+    items: Vec<Item>,
+}
+
+enum Msg {
+    Ready(Vec<Ready>),
+    Failed(SourceError),
+}
+
+/// Stage 1's group limits: enough work to spread over the cores, little
+/// enough to keep live latency low.
+const GROUP_BYTES: u64 = 32 << 20;
+const GROUP_TIME: Duration = Duration::from_millis(20);
+
+fn reason_class(reason: &str) -> String {
+    reason.split(':').next().unwrap_or(reason).chars().take(60).collect()
+}
+
+/// Runs `source` through the engine until the source is done; commits on
+/// the way out. `source_of` maps a topic to its source index in the
+/// topology (batches of other topics are ignored).
+pub fn drive<S: Source>(
+    engine: &mut Engine,
+    mut source: S,
+    source_of: &HashMap<String, usize>,
+    dead: &mut DeadLetterSink<'_>,
+    policy: CommitPolicy,
+    observer: &mut dyn Observer,
+) -> Result<RunStats, DriverError> {
+    source.resume(engine.positions())?;
+    let topo = engine.topology().clone();
+    let mut seen = Positions::load(engine.positions().all().map(|(k, v)| (k.clone(), v.clone())));
+    let (tx, rx) = mpsc::sync_channel::<Msg>(1);
+    let (commit_tx, commit_rx) = mpsc::channel::<Vec<((String, i32), i64)>>();
+    std::thread::scope(|scope| {
+        let topo = &topo;
+        scope.spawn(move || {
+            let mut done = false;
+            while !done {
+                while let Ok(c) = commit_rx.try_recv() {
+                    source.committed(&c);
+                }
+                let mut group = Vec::new();
+                let (mut weight, started) = (0u64, Instant::now());
+                loop {
+                    match source.poll() {
+                        Ok(Poll::Batch(b)) => {
+                            weight += b.size.max(b.records.iter().map(|r| r.bytes.len() as u64).sum());
+                            group.push(b);
+                            if weight > GROUP_BYTES || started.elapsed() > GROUP_TIME {
+                                break;
+                            }
+                        }
+                        Ok(Poll::Idle) => break,
+                        Ok(Poll::Done) => {
+                            done = true;
+                            break;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Msg::Failed(e));
+                            return;
+                        }
+                    }
+                }
+                if !group.is_empty() {
+                    let ready = prepare_group(topo, source_of, &mut seen, group);
+                    if tx.send(Msg::Ready(ready)).is_err() {
+                        return; // the engine stopped (error)
+                    }
+                }
+            }
+            drop(tx);
+            // The engine's last commits still reach the source.
+            for c in commit_rx {
+                source.committed(&c);
+            }
+        });
+        apply_all(engine, rx, commit_tx, dead, policy, observer)
+    })
+}
+
+/// Stage 1 for one group: skip what is done (in delivery order), then
+/// parse and clean the rest in parallel.
+fn prepare_group(
+    topo: &Topology,
+    source_of: &HashMap<String, usize>,
+    seen: &mut Positions,
+    group: Vec<Batch>,
+) -> Vec<Ready> {
+    let flagged: Vec<(Batch, usize, Vec<bool>)> = group
+        .into_iter()
+        .filter_map(|b| {
+            let src = *source_of.get(&b.topic)?;
+            let done: Vec<bool> = b
+                .records
+                .iter()
+                .map(|r| seen.is_done(&b.topic, b.partition, r.offset))
+                .collect();
+            for (start, end) in runs(b.records.iter().map(|r| r.offset).zip(done.iter().map(|d| !d))) {
+                seen.mark_range(&b.topic, b.partition, start, end);
+            }
+            Some((b, src, done))
+        })
+        .collect();
+    flagged
+        .into_par_iter()
+        .map(|(batch, source, done)| {
+            let items = batch
+                .records
+                .iter()
+                .zip(done)
+                .map(|(r, done)| match (done, prepare(topo, source, &r.bytes)) {
+                    (true, _) => Item::Done,
+                    (false, Ok(p)) => Item::Ok(p),
+                    (false, Err(reason)) => Item::Dead(reason),
+                })
+                .collect();
+            Ready { batch, source, items }
+        })
+        .collect()
+}
+
+/// Runs `[start, end)` of consecutive offsets among those flagged true.
+fn runs(offsets: impl Iterator<Item = (i64, bool)>) -> Vec<(i64, i64)> {
+    let mut out: Vec<(i64, i64)> = Vec::new();
+    for (o, keep) in offsets {
+        if !keep {
+            continue;
+        }
+        match out.last_mut() {
+            Some((_, end)) if *end == o => *end = o + 1,
+            _ => out.push((o, o + 1)),
+        }
+    }
+    out
+}
+
+struct Committer<'a, 'b> {
+    commit_tx: mpsc::Sender<Vec<((String, i32), i64)>>,
+    dead: &'a mut DeadLetterSink<'b>,
+    policy: CommitPolicy,
+    last: Instant,
+    /// Next offset per partition delivered since the last commit.
+    next: HashMap<(String, i32), i64>,
+    /// Produce times (ms) of the records the next commit covers.
+    produced: Vec<i64>,
+}
+
+impl Committer<'_, '_> {
+    fn commit(
+        &mut self,
+        engine: &mut Engine,
+        stats: &mut RunStats,
+        observer: &mut dyn Observer,
+        last: bool,
+    ) -> Result<(), DriverError> {
+        let started = Instant::now();
+        // Dead letters first: a committed position must not lose its letter.
+        self.dead.flush()?;
+        if self.policy.durable_each || last {
+            engine.sync()?;
+        } else {
+            engine.commit()?;
+        }
+        let duration = started.elapsed();
+        stats.commits += 1;
+        stats.commit_us.saturating_record(duration.as_micros() as u64);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let latencies: Vec<u64> = self.produced.drain(..).map(|ts| (now_ms - ts).max(0) as u64).collect();
+        for &ms in &latencies {
+            stats.latency_ms.saturating_record(ms);
+        }
+        observer.on_commit(&CommitDone {
+            engine: &engine.stats,
+            duration,
+            latencies_ms: &latencies,
+        });
+        let _ = self.commit_tx.send(self.next.drain().collect());
+        self.last = Instant::now();
+        Ok(())
+    }
+}
+
+/// Stage 2: the engine thread.
+fn apply_all(
+    engine: &mut Engine,
+    rx: mpsc::Receiver<Msg>,
+    commit_tx: mpsc::Sender<Vec<((String, i32), i64)>>,
+    dead: &mut DeadLetterSink<'_>,
+    policy: CommitPolicy,
+    observer: &mut dyn Observer,
+) -> Result<RunStats, DriverError> {
+    let mut stats = RunStats::default();
+    let mut c = Committer {
+        commit_tx,
+        dead,
+        policy,
+        last: Instant::now(),
+        next: HashMap::new(),
+        produced: Vec::new(),
+    };
+    let mut first_applied: Option<Instant> = None;
+    // Wake up at least this often to commit on the interval.
+    let tick = policy
+        .interval
+        .map_or(Duration::from_millis(100), |d| d.min(Duration::from_millis(20)));
+    loop {
+        let waited = Instant::now();
+        let msg = match rx.recv_timeout(tick) {
+            Ok(m) => Some(m),
+            Err(mpsc::RecvTimeoutError::Timeout) => None,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        stats.input_wait += waited.elapsed();
+        match msg {
+            Some(Msg::Failed(e)) => return Err(e.into()),
+            Some(Msg::Ready(group)) => {
+                for r in group {
+                    apply_batch(engine, r, &mut stats, &mut c, observer, &mut first_applied)?;
+                    if c.policy.every_records.is_some() && c.policy.due(engine.pending(), c.last.elapsed()) {
+                        c.commit(engine, &mut stats, observer, false)?;
+                    }
+                }
+            }
+            None => {}
+        }
+        if c.policy.due(engine.pending(), c.last.elapsed()) {
+            c.commit(engine, &mut stats, observer, false)?;
+        }
+    }
+    c.commit(engine, &mut stats, observer, true)?;
+    Ok(stats)
+}
+
+fn apply_batch(
+    engine: &mut Engine,
+    r: Ready,
+    stats: &mut RunStats,
+    c: &mut Committer<'_, '_>,
+    observer: &mut dyn Observer,
+    first_applied: &mut Option<Instant>,
+) -> Result<(), DriverError> {
+    let Ready { batch, source, items } = r;
+    let arrived = Instant::now();
+    if let Some(e) = &batch.read_error {
+        tracing::warn!("{e}");
+        stats.read_errors.push(e.clone());
+    }
+    let file = batch.file.as_ref().map(|p| p.display().to_string());
+    let (mut skipped, mut dead) = (0u64, 0u64);
+    let delivered = items.len() as u64;
+    let applied: Vec<bool> = items.iter().map(|i| !matches!(i, Item::Done)).collect();
+    for (raw, item) in batch.records.iter().zip(items) {
+        match item {
+            Item::Done => {
+                skipped += 1;
+                continue;
+            }
+            Item::Ok(p) => engine.process(source, &p.key, p.row)?,
+            Item::Dead(reason) => {
+                dead += 1;
+                *stats.dead_reasons.entry(reason_class(&reason)).or_default() += 1;
+                c.dead.send(&DeadLetter {
+                    reason: &reason,
+                    topic: &batch.topic,
+                    partition: batch.partition,
+                    offset: raw.offset,
+                    file: file.as_deref(),
+                    record: &raw.bytes,
+                })?;
+            }
+        }
+        if let Some(ts) = raw.produced_ms {
+            if let Some(polled) = batch.polled_ms {
+                stats.transit_ms.saturating_record((polled - ts).max(0) as u64);
+            }
+            c.produced.push(ts);
+        }
+    }
+    if delivered > skipped {
+        stats.active = first_applied.get_or_insert(arrived).elapsed();
+    }
+    for (start, end) in runs(batch.records.iter().zip(&applied).map(|(r, a)| (r.offset, *a))) {
+        engine.mark_range(&batch.topic, batch.partition, start, end);
+    }
+    if let Some(last) = batch.records.last() {
+        c.next.insert((batch.topic.clone(), batch.partition), last.offset + 1);
+    }
+    stats.delivered += delivered;
+    stats.skipped += skipped;
+    stats.dead_letters += dead;
+    *stats.per_topic.entry(batch.topic.clone()).or_default() += delivered;
+    observer.on_batch(&BatchDone {
+        source,
+        topic: &batch.topic,
+        delivered,
+        skipped,
+        dead,
+        size: batch.size,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_split_at_gaps_and_skipped_records() {
+        let got = runs([(5, true), (6, true), (7, false), (8, true), (10, true), (11, true)].into_iter());
+        assert_eq!(got, [(5, 7), (8, 9), (10, 12)]);
+        assert!(runs([(1, false)].into_iter()).is_empty());
+    }
+
+    #[test]
+    fn commits_when_the_policy_says() {
+        let p = CommitPolicy {
+            every_records: Some(10),
+            interval: None,
+            durable_each: false,
+        };
+        assert!(!p.due(9, Duration::from_secs(99)));
+        assert!(p.due(10, Duration::ZERO));
+        let live = CommitPolicy {
+            every_records: None,
+            interval: Some(Duration::from_millis(500)),
+            durable_each: true,
+        };
+        assert!(!live.due(0, Duration::from_secs(9)), "nothing pending, no commit");
+        assert!(!live.due(3, Duration::from_millis(499)));
+        assert!(live.due(3, Duration::from_millis(500)));
+    }
+}

@@ -1,0 +1,6 @@
+//! The data model shared by every component: values and records
+//! ([`value`]), the order-preserving key and row codecs ([`codec`]), and
+//! source positions as offset ranges ([`offsets`]).
+
+pub mod offsets;
+pub mod value;

@@ -1,0 +1,59 @@
+//! `array`: collect fields into an array.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Check, Operator, OperatorSpec};
+use crate::model::value::{intern, Name, Record, Value};
+
+/// `to = [fields...]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub fields: Vec<String>,
+    pub to: String,
+}
+
+impl OperatorSpec for Spec {
+    fn build(&self) -> Arc<dyn Operator> {
+        Arc::new(Array {
+            fields: self.fields.iter().map(|s| intern(s)).collect(),
+            to: intern(&self.to),
+        })
+    }
+
+    fn reads(&self) -> Vec<(&'static str, &str)> {
+        self.fields.iter().map(|f| ("fields", f.as_str())).collect()
+    }
+
+    fn writes(&self) -> Vec<&str> {
+        vec![&self.to]
+    }
+
+    fn check(&self, c: &mut Check<'_>) {
+        self.fields.iter().for_each(|f| c.need(f, "fields"));
+        if self.fields.is_empty() {
+            c.error("`fields` is empty", None);
+        }
+        c.add(&self.to);
+    }
+}
+
+#[derive(Debug)]
+struct Array {
+    fields: Vec<Name>,
+    to: Name,
+}
+
+impl Operator for Array {
+    fn apply(&self, rec: &mut Record) -> Result<(), String> {
+        let items = self
+            .fields
+            .iter()
+            .map(|f| rec.get(f).cloned().unwrap_or(Value::Null))
+            .collect();
+        rec.set(&self.to, Value::Array(items));
+        Ok(())
+    }
+}

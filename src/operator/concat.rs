@@ -1,0 +1,73 @@
+//! `concat`: join several fields into one string.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Check, Operator, OperatorSpec};
+use crate::model::value::{intern, Name, Record, Value};
+
+/// `to = fields[0] + separator + fields[1] + ...`; null if any is null.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub fields: Vec<String>,
+    #[serde(default)]
+    pub separator: String,
+    pub to: String,
+}
+
+impl OperatorSpec for Spec {
+    fn build(&self) -> Arc<dyn Operator> {
+        Arc::new(Concat {
+            fields: self.fields.iter().map(|s| intern(s)).collect(),
+            separator: self.separator.clone(),
+            to: intern(&self.to),
+        })
+    }
+
+    fn reads(&self) -> Vec<(&'static str, &str)> {
+        self.fields.iter().map(|f| ("fields", f.as_str())).collect()
+    }
+
+    fn writes(&self) -> Vec<&str> {
+        vec![&self.to]
+    }
+
+    fn check(&self, c: &mut Check<'_>) {
+        self.fields.iter().for_each(|f| c.need(f, "fields"));
+        if self.fields.is_empty() {
+            c.error("`fields` is empty", None);
+        }
+        c.add(&self.to);
+    }
+}
+
+#[derive(Debug)]
+struct Concat {
+    fields: Vec<Name>,
+    separator: String,
+    to: Name,
+}
+
+impl Operator for Concat {
+    fn apply(&self, rec: &mut Record) -> Result<(), String> {
+        let mut out = String::new();
+        for (i, f) in self.fields.iter().enumerate() {
+            match rec.get(f) {
+                None | Some(Value::Null) => {
+                    rec.set(&self.to, Value::Null);
+                    return Ok(());
+                }
+                Some(v) => {
+                    if i > 0 {
+                        out.push_str(&self.separator);
+                    }
+                    out.push_str(&v.to_string());
+                }
+            }
+        }
+        rec.set(&self.to, Value::Str(out));
+        Ok(())
+    }
+}

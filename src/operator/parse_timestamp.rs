@@ -1,0 +1,156 @@
+//! `parse_timestamp`: strings into UTC timestamps (seconds).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Check, Operator, OperatorSpec};
+use crate::model::value::{intern, Name, Record, Value};
+
+/// Parse a string into a UTC timestamp. Default formats:
+/// `%Y-%m-%d %H:%M:%S`, `%Y-%m-%dT%H:%M:%S`, RFC 3339. Unparseable → null.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub field: String,
+    #[serde(default)]
+    pub formats: Vec<String>,
+}
+
+impl OperatorSpec for Spec {
+    fn build(&self) -> Arc<dyn Operator> {
+        Arc::new(ParseTimestamp {
+            field: intern(&self.field),
+            formats: self.formats.clone(),
+        })
+    }
+
+    fn reads(&self) -> Vec<(&'static str, &str)> {
+        vec![("field", &self.field)]
+    }
+
+    fn check(&self, c: &mut Check<'_>) {
+        c.need(&self.field, "field");
+        for f in &self.formats {
+            if chrono::format::StrftimeItems::new(f).any(|i| matches!(i, chrono::format::Item::Error)) {
+                c.error(
+                    format!("bad timestamp format `{f}`"),
+                    Some("use chrono strftime syntax, e.g. %Y-%m-%d %H:%M:%S"),
+                );
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct ParseTimestamp {
+    field: Name,
+    formats: Vec<String>,
+}
+
+impl Operator for ParseTimestamp {
+    fn apply(&self, rec: &mut Record) -> Result<(), String> {
+        if let Some(v) = rec.get_mut(&self.field) {
+            *v = match v {
+                Value::Str(s) => parse_timestamp(s, &self.formats).map_or(Value::Null, Value::Ts),
+                Value::Ts(t) => Value::Ts(*t),
+                Value::Int(i) => Value::Ts(*i),
+                _ => Value::Null,
+            };
+        }
+        Ok(())
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Fast path for `YYYY-MM-DD HH:MM:SS` and `YYYY-MM-DDTHH:MM:SS` (the two
+/// forms the emulators send), validated field by field.
+fn parse_plain(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    chrono::NaiveDate::from_ymd_opt(y as i32, mo, d)?;
+    if h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    Some(days_from_civil(y as i64, mo, d) * 86_400 + i64::from(h * 3600 + mi * 60 + sec))
+}
+
+/// Parses a timestamp with the given chrono formats, or the defaults (the two
+/// emulator forms, RFC 3339, and Spark's `2020-08-28T03:52:47.000+0000`).
+pub fn parse_timestamp(s: &str, formats: &[String]) -> Option<i64> {
+    let s = s.trim();
+    if formats.is_empty() {
+        if let Some(t) = parse_plain(s) {
+            return Some(t);
+        }
+        if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
+            return Some(dt.timestamp());
+        }
+        if let Ok(dt) = chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
+            return Some(dt.timestamp());
+        }
+        return chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+            .ok()
+            .map(|d| d.and_utc().timestamp());
+    }
+    formats.iter().find_map(|f| {
+        chrono::DateTime::parse_from_str(s, f)
+            .map(|d| d.timestamp())
+            .ok()
+            .or_else(|| {
+                chrono::NaiveDateTime::parse_from_str(s, f)
+                    .ok()
+                    .map(|d| d.and_utc().timestamp())
+            })
+            .or_else(|| {
+                chrono::NaiveDate::parse_from_str(s, f)
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|d| d.and_utc().timestamp())
+            })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::year::year_of;
+
+    #[test]
+    fn timestamps_in_both_forms_and_spark_form_agree() {
+        let a = parse_timestamp("2020-08-28 03:52:47", &[]).unwrap();
+        assert_eq!(parse_timestamp("2020-08-28T03:52:47", &[]), Some(a));
+        assert_eq!(parse_timestamp("2020-08-28T03:52:47.000+0000", &[]), Some(a));
+        assert_eq!(parse_timestamp("2020-08-28T03:52:47Z", &[]), Some(a));
+        assert_eq!(a, 1_598_586_767);
+        assert_eq!(parse_timestamp("2020-02-30 00:00:00", &[]), None);
+        assert_eq!(parse_timestamp("yesterday", &[]), None);
+        assert_eq!(year_of(a), 2020);
+        assert_eq!(parse_timestamp("28/08/2020", &["%d/%m/%Y".into()]), Some(1_598_572_800));
+    }
+}

@@ -1,0 +1,50 @@
+//! `require`: dead-letter records that lack a field.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{add_needed, Operator, OperatorSpec};
+use crate::model::value::{intern, Name, Record, Value};
+
+/// Dead-letter the record if any field is missing or null.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub fields: Vec<String>,
+}
+
+impl OperatorSpec for Spec {
+    fn build(&self) -> Arc<dyn Operator> {
+        Arc::new(Require {
+            fields: self.fields.iter().map(|s| intern(s)).collect(),
+        })
+    }
+
+    fn reads(&self) -> Vec<(&'static str, &str)> {
+        self.fields.iter().map(|f| ("fields", f.as_str())).collect()
+    }
+
+    /// It decides about the record: its fields are always parsed.
+    fn raw_needs(&self, needed: &mut Vec<String>) {
+        self.fields.iter().for_each(|f| add_needed(needed, f));
+    }
+}
+
+#[derive(Debug)]
+struct Require {
+    fields: Vec<Name>,
+}
+
+impl Operator for Require {
+    fn apply(&self, rec: &mut Record) -> Result<(), String> {
+        for f in &self.fields {
+            match rec.get(f) {
+                None => return Err(format!("missing field `{f}`")),
+                Some(Value::Null) => return Err(format!("field `{f}` is null or invalid")),
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,78 @@
+//! `select`: keep exactly these fields, in this order.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Check, Operator, OperatorSpec};
+use crate::model::value::{intern, Name, Record, Value};
+
+/// Keep exactly these fields, in this order (missing ones become null).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub fields: Vec<String>,
+}
+
+impl OperatorSpec for Spec {
+    fn build(&self) -> Arc<dyn Operator> {
+        Arc::new(Select {
+            fields: self.fields.iter().map(|s| intern(s)).collect(),
+        })
+    }
+
+    fn reads(&self) -> Vec<(&'static str, &str)> {
+        self.fields.iter().map(|f| ("fields", f.as_str())).collect()
+    }
+
+    fn check(&self, c: &mut Check<'_>) {
+        self.fields.iter().for_each(|f| c.need(f, "fields"));
+        *c.fields = Some(self.fields.clone());
+    }
+
+    fn raw_needs(&self, n: &mut Vec<String>) {
+        n.retain(|x| self.fields.contains(x));
+    }
+}
+
+#[derive(Debug)]
+struct Select {
+    fields: Vec<Name>,
+}
+
+impl Operator for Select {
+    fn apply(&self, rec: &mut Record) -> Result<(), String> {
+        let mut old = std::mem::take(&mut rec.fields);
+        rec.fields = self
+            .fields
+            .iter()
+            .map(|f| {
+                let v = old
+                    .iter_mut()
+                    .find(|(n, _)| n == f)
+                    .map(|(_, v)| std::mem::replace(v, Value::Null))
+                    .unwrap_or(Value::Null);
+                (f.clone(), v)
+            })
+            .collect();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::rec;
+
+    #[test]
+    fn select_reorders_and_fills_missing_with_null() {
+        let mut r = rec(r#"{"b":1,"a":2}"#);
+        Spec {
+            fields: vec!["a".into(), "c".into(), "b".into()],
+        }
+        .build()
+        .apply(&mut r)
+        .unwrap();
+        assert_eq!(r.to_json(), r#"{"a":2,"c":null,"b":1}"#);
+    }
+}

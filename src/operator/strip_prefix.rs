@@ -1,0 +1,46 @@
+//! `strip_prefix`: remove a fixed prefix from a string field.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Operator, OperatorSpec};
+use crate::model::value::{intern, Name, Record, Value};
+
+/// Remove `prefix` from the start of a string field (if present).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    pub field: String,
+    pub prefix: String,
+}
+
+impl OperatorSpec for Spec {
+    fn build(&self) -> Arc<dyn Operator> {
+        Arc::new(StripPrefix {
+            field: intern(&self.field),
+            prefix: self.prefix.clone(),
+        })
+    }
+
+    fn reads(&self) -> Vec<(&'static str, &str)> {
+        vec![("field", &self.field)]
+    }
+}
+
+#[derive(Debug)]
+struct StripPrefix {
+    field: Name,
+    prefix: String,
+}
+
+impl Operator for StripPrefix {
+    fn apply(&self, rec: &mut Record) -> Result<(), String> {
+        if let Some(Value::Str(s)) = rec.get_mut(&self.field) {
+            if s.starts_with(self.prefix.as_str()) {
+                s.drain(..self.prefix.len());
+            }
+        }
+        Ok(())
+    }
+}

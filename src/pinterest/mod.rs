@@ -1,0 +1,3 @@
+//! Pinterest.
+
+pub mod emulate;

@@ -1,0 +1,117 @@
+//! Sources: where raw records come from, each with its position
+//! (topic, partition, offset).
+//!
+//! One trait, [`Source`], with one required method ([`Source::poll`]) and
+//! defaulted hooks; the driver loop (`engine::driver`) is the only caller.
+//! Implementations: [`archive::ArchiveSource`] (a local archive directory in
+//! the S3-sink layout) and [`kafka::KafkaSource`] (live partitions). A new
+//! source (S3, say) is one new file here implementing the trait.
+//!
+//! Contract:
+//! - [`Source::poll`] returns batches of one topic-partition in offset
+//!   order, [`Poll::Idle`] when nothing is waiting now (the driver then
+//!   commits on its interval), and [`Poll::Done`] at the end (a bounded
+//!   source, or a live one told to stop).
+//! - Positions are state: a source never decides what was processed. It is
+//!   told where the state stands ([`Source::resume`]); the driver skips
+//!   every record whose position is already in the state, so a source may
+//!   deliver a record twice (a broker re-serving a batch, a re-read
+//!   partition) without it counting twice.
+//! - [`Source::committed`] tells it what the state now holds durably
+//!   (Kafka mirrors it into the consumer group's offsets, for lag tools).
+
+use std::path::PathBuf;
+
+use crate::model::offsets::Positions;
+
+pub mod archive;
+pub mod check;
+pub mod identity;
+pub mod kafka;
+
+/// A raw record as a source delivers it.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub offset: i64,
+    pub bytes: Vec<u8>,
+    /// When the record was produced (ms since the epoch), if known: the
+    /// driver measures end-to-end latency from it.
+    pub produced_ms: Option<i64>,
+}
+
+/// A batch of raw records of one topic-partition, in offset order.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub topic: String,
+    pub partition: i32,
+    /// Archive file the batch was read from, if any.
+    pub file: Option<PathBuf>,
+    pub records: Vec<RawRecord>,
+    /// A problem reading the batch (e.g. a truncated gzip member): the
+    /// records before it are still delivered.
+    pub read_error: Option<String>,
+    /// Input bytes the batch stands for (file size: progress).
+    pub size: u64,
+    /// When the source received the batch (ms since the epoch), if it is
+    /// live: transit time is measured to it.
+    pub polled_ms: Option<i64>,
+}
+
+/// What a poll found.
+#[derive(Debug)]
+pub enum Poll {
+    Batch(Batch),
+    /// Nothing waiting right now.
+    Idle,
+    /// No more records (end of a bounded source, or told to stop).
+    Done,
+}
+
+/// Why a source failed, classified for the supervisor.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
+    #[error("Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Store(#[from] crate::state::store::StoreError),
+    #[error("topic `{topic}` does not exist on {brokers}: create it (e.g. with 3 partitions) or check --prefix")]
+    UnknownTopic { topic: String, brokers: String },
+    #[error(
+        "refusing to start: the positions in state dir {state_dir} do not belong to these topics:\n{details}\n\
+         To re-read every topic from its start into a fresh state, run again with --reset-positions; or use a new --state-dir"
+    )]
+    SourceMismatch { state_dir: PathBuf, details: String },
+}
+
+impl SourceError {
+    /// Whether a restart may help (broker trouble) or not (bad input dir).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SourceError::Kafka(_) => true,
+            SourceError::Store(e) => e.is_retryable(),
+            SourceError::Archive(_) | SourceError::UnknownTopic { .. } | SourceError::SourceMismatch { .. } => false,
+        }
+    }
+}
+
+/// Something that yields batches of raw records with their positions.
+pub trait Source: Send {
+    /// The next batch, or whether there is none now or ever.
+    fn poll(&mut self) -> Result<Poll, SourceError>;
+
+    /// Where the state stands: positions already applied (called once,
+    /// before the first poll).
+    fn resume(&mut self, _state: &Positions) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// Total input size in bytes, when known (progress).
+    fn size_hint(&self) -> Option<u64> {
+        None
+    }
+
+    /// The state now holds everything before these next offsets durably.
+    fn committed(&mut self, _next: &[((String, i32), i64)]) {}
+}
