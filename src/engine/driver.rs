@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use super::prepare::{prepare, Prepared};
 use super::{Engine, EngineStats};
-use crate::model::offsets::Positions;
+use crate::model::offsets::{Positions, Ranges};
 use crate::sink::{DeadLetter, DeadLetterSink, SinkError};
 use crate::source::{Batch, Poll, Source, SourceError};
 use crate::state::store::StoreError;
@@ -153,15 +153,24 @@ impl Default for RunStats {
 
 enum Item {
     Ok(Prepared),
-    Dead(String),
+    /// Rejected: the reason and the raw record.
+    Dead(String, Vec<u8>),
     Done,
 }
 
-/// A batch after stage 1.
+/// A batch after stage 1: what the engine needs of it. The raw records
+/// are dropped on the worker that prepared them (only dead letters keep
+/// theirs), so the engine thread frees nothing it did not allocate.
 struct Ready {
-    batch: Batch,
+    topic: String,
+    partition: i32,
+    file: Option<String>,
+    read_error: Option<String>,
+    size: u64,
+    polled_ms: Option<i64>,
     source: usize,
-    items: Vec<Item>,
+    /// (offset, produce time, what became of it), in delivery order.
+    items: Vec<(i64, Option<i64>, Item)>,
 }
 
 enum Msg {
@@ -207,7 +216,7 @@ pub fn drive<S: Source>(
                 loop {
                     match source.poll() {
                         Ok(Poll::Batch(b)) => {
-                            weight += b.size.max(b.records.iter().map(|r| r.bytes.len() as u64).sum());
+                            weight += b.weight.max(b.records.iter().map(|r| r.bytes.len() as u64).sum());
                             group.push(b);
                             if weight > GROUP_BYTES || started.elapsed() > GROUP_TIME {
                                 break;
@@ -241,45 +250,76 @@ pub fn drive<S: Source>(
     })
 }
 
-/// Stage 1 for one group: skip what is done (in delivery order), then
-/// parse and clean the rest in parallel.
+/// Stage 1 for one group: read (lazy batches) and prepare in parallel,
+/// skipping what the state or an earlier group holds; then, in delivery
+/// order, skip what an earlier batch of this group delivered and note the
+/// group's positions.
 fn prepare_group(
     topo: &Topology,
     source_of: &HashMap<String, usize>,
     seen: &mut Positions,
     group: Vec<Batch>,
 ) -> Vec<Ready> {
-    let flagged: Vec<(Batch, usize, Vec<bool>)> = group
+    let flagged: Vec<(Batch, usize, Option<Ranges>)> = group
         .into_iter()
         .filter_map(|b| {
             let src = *source_of.get(&b.topic)?;
-            let done: Vec<bool> = b
-                .records
-                .iter()
-                .map(|r| seen.is_done(&b.topic, b.partition, r.offset))
-                .collect();
-            for (start, end) in runs(b.records.iter().map(|r| r.offset).zip(done.iter().map(|d| !d))) {
-                seen.mark_range(&b.topic, b.partition, start, end);
-            }
-            Some((b, src, done))
+            let before = seen.get(&b.topic, b.partition).cloned();
+            Some((b, src, before))
         })
         .collect();
-    flagged
+    let mut ready: Vec<Ready> = flagged
         .into_par_iter()
-        .map(|(batch, source, done)| {
-            let items = batch
-                .records
-                .iter()
-                .zip(done)
-                .map(|(r, done)| match (done, prepare(topo, source, &r.bytes)) {
-                    (true, _) => Item::Done,
-                    (false, Ok(p)) => Item::Ok(p),
-                    (false, Err(reason)) => Item::Dead(reason),
-                })
-                .collect();
-            Ready { batch, source, items }
+        .map(|(mut batch, source, done)| {
+            let mut items = Vec::with_capacity(batch.records.len());
+            let mut one = |offset: i64, produced_ms: Option<i64>, bytes: &[u8], owned: Option<Vec<u8>>| {
+                let item = if done.as_ref().is_some_and(|d| d.contains(offset)) {
+                    Item::Done
+                } else {
+                    match prepare(topo, source, bytes) {
+                        Ok(p) => Item::Ok(p),
+                        Err(reason) => Item::Dead(reason, owned.unwrap_or_else(|| bytes.to_vec())),
+                    }
+                };
+                items.push((offset, produced_ms, item));
+            };
+            for r in std::mem::take(&mut batch.records) {
+                one(r.offset, r.produced_ms, &r.bytes, None);
+            }
+            let mut read_error = batch.read_error.take();
+            if let Some(lines) = batch.lines.take() {
+                read_error = read_error.or(lines(&mut |offset, bytes| one(offset, None, bytes, None)));
+            }
+            Ready {
+                topic: batch.topic,
+                partition: batch.partition,
+                file: batch.file.map(|p| p.display().to_string()),
+                read_error,
+                size: batch.size,
+                polled_ms: batch.polled_ms,
+                source,
+                items,
+            }
         })
-        .collect()
+        .collect();
+    for r in &mut ready {
+        // A record delivered twice within one group (a re-read partition,
+        // overlapping archive files) counts once.
+        if let Some(d) = seen.get(&r.topic, r.partition) {
+            let first = r.items.first().map_or(i64::MAX, |i| i.0);
+            if d.ranges().last().is_some_and(|last| last.1 > first) {
+                for (offset, _, item) in &mut r.items {
+                    if d.contains(*offset) {
+                        *item = Item::Done;
+                    }
+                }
+            }
+        }
+        for (start, end) in runs(r.items.iter().map(|(o, _, _)| (*o, true))) {
+            seen.mark_range(&r.topic, r.partition, start, end);
+        }
+    }
+    ready
 }
 
 /// Runs `[start, end)` of consecutive offsets among those flagged true.
@@ -402,38 +442,37 @@ fn apply_batch(
     observer: &mut dyn Observer,
     first_applied: &mut Option<Instant>,
 ) -> Result<(), DriverError> {
-    let Ready { batch, source, items } = r;
     let arrived = Instant::now();
-    if let Some(e) = &batch.read_error {
+    if let Some(e) = &r.read_error {
         tracing::warn!("{e}");
         stats.read_errors.push(e.clone());
     }
-    let file = batch.file.as_ref().map(|p| p.display().to_string());
     let (mut skipped, mut dead) = (0u64, 0u64);
-    let delivered = items.len() as u64;
-    let applied: Vec<bool> = items.iter().map(|i| !matches!(i, Item::Done)).collect();
-    for (raw, item) in batch.records.iter().zip(items) {
+    let delivered = r.items.len() as u64;
+    let applied: Vec<(i64, bool)> = r.items.iter().map(|(o, _, i)| (*o, !matches!(i, Item::Done))).collect();
+    let last_offset = r.items.last().map(|(o, _, _)| *o);
+    for (offset, produced_ms, item) in r.items {
         match item {
             Item::Done => {
                 skipped += 1;
                 continue;
             }
-            Item::Ok(p) => engine.process(source, &p.key, p.row)?,
-            Item::Dead(reason) => {
+            Item::Ok(p) => engine.process(r.source, &p.key, p.row)?,
+            Item::Dead(reason, raw) => {
                 dead += 1;
                 *stats.dead_reasons.entry(reason_class(&reason)).or_default() += 1;
                 c.dead.send(&DeadLetter {
                     reason: &reason,
-                    topic: &batch.topic,
-                    partition: batch.partition,
-                    offset: raw.offset,
-                    file: file.as_deref(),
-                    record: &raw.bytes,
+                    topic: &r.topic,
+                    partition: r.partition,
+                    offset,
+                    file: r.file.as_deref(),
+                    record: &raw,
                 })?;
             }
         }
-        if let Some(ts) = raw.produced_ms {
-            if let Some(polled) = batch.polled_ms {
+        if let Some(ts) = produced_ms {
+            if let Some(polled) = r.polled_ms {
                 stats.transit_ms.saturating_record((polled - ts).max(0) as u64);
             }
             c.produced.push(ts);
@@ -442,23 +481,23 @@ fn apply_batch(
     if delivered > skipped {
         stats.active = first_applied.get_or_insert(arrived).elapsed();
     }
-    for (start, end) in runs(batch.records.iter().zip(&applied).map(|(r, a)| (r.offset, *a))) {
-        engine.mark_range(&batch.topic, batch.partition, start, end);
+    for (start, end) in runs(applied.into_iter()) {
+        engine.mark_range(&r.topic, r.partition, start, end);
     }
-    if let Some(last) = batch.records.last() {
-        c.next.insert((batch.topic.clone(), batch.partition), last.offset + 1);
+    if let Some(last) = last_offset {
+        c.next.insert((r.topic.clone(), r.partition), last + 1);
     }
     stats.delivered += delivered;
     stats.skipped += skipped;
     stats.dead_letters += dead;
-    *stats.per_topic.entry(batch.topic.clone()).or_default() += delivered;
+    *stats.per_topic.entry(r.topic.clone()).or_default() += delivered;
     observer.on_batch(&BatchDone {
-        source,
-        topic: &batch.topic,
+        source: r.source,
+        topic: &r.topic,
         delivered,
         skipped,
         dead,
-        size: batch.size,
+        size: r.size,
     });
     Ok(())
 }

@@ -19,8 +19,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use super::{Batch, Poll, RawRecord, Source, SourceError};
 
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +195,6 @@ impl ArchiveFile {
         self.read_with(&mut data)
     }
 
-    /// Like [`ArchiveFile::read`], reading through `buf` (kept for reuse).
     fn read_with(&self, buf: &mut Vec<u8>) -> Batch {
         let read_error = self.read_into(buf).err();
         let records = lines(buf, self.start_offset)
@@ -214,7 +211,7 @@ impl ArchiveFile {
             records,
             read_error,
             size: self.size,
-            polled_ms: None,
+            ..Default::default()
         }
     }
 }
@@ -243,11 +240,11 @@ thread_local! {
 }
 
 /// A [`Source`] over archive files, in the order given (topic, partition,
-/// offset from [`scan`]). Files are read and decompressed in parallel, a
-/// chunk of about 32 MB of decoded input at a time.
+/// offset from [`scan`]). Each file is one batch whose lines are read by
+/// the worker that prepares it ([`Batch::lines`]), so files are read and
+/// decompressed in parallel and records are never copied.
 pub struct ArchiveSource {
     files: std::vec::IntoIter<ArchiveFile>,
-    ready: std::collections::VecDeque<Batch>,
     size: u64,
 }
 
@@ -256,44 +253,42 @@ impl ArchiveSource {
         let size = files.iter().map(|f| f.size).sum();
         ArchiveSource {
             files: files.into_iter(),
-            ready: Default::default(),
             size,
         }
     }
+}
 
-    fn read_chunk(&mut self) {
-        let mut chunk = Vec::new();
-        let mut weight = 0u64;
-        for f in self.files.by_ref() {
-            weight += if f.gzip { f.size * 5 } else { f.size };
-            chunk.push(f);
-            if weight > 32 << 20 {
-                break;
+impl ArchiveFile {
+    /// Reads the file through this thread's buffer, calling `each` per line.
+    fn read_lines(&self, each: &mut dyn FnMut(i64, &[u8])) -> Option<String> {
+        BUF.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            let read_error = self.read_into(&mut buf).err();
+            for (offset, bytes) in lines(&buf, self.start_offset) {
+                each(offset, bytes);
             }
-        }
-        let batches: Vec<Batch> = chunk
-            .par_iter()
-            .map(|f| {
-                BUF.with(|cell| {
-                    let mut buf = cell.borrow_mut();
-                    let b = f.read_with(&mut buf);
-                    if buf.capacity() > 256 << 20 {
-                        *buf = Vec::new(); // one huge object must not pin its memory
-                    }
-                    b
-                })
-            })
-            .collect();
-        self.ready.extend(batches);
+            if buf.capacity() > 256 << 20 {
+                *buf = Vec::new(); // one huge object must not pin its memory
+            }
+            read_error
+        })
     }
 }
 
 impl Source for ArchiveSource {
     fn poll(&mut self) -> Result<Poll, SourceError> {
-        if self.ready.is_empty() {
-            self.read_chunk();
-        }
-        Ok(self.ready.pop_front().map_or(Poll::Done, Poll::Batch))
+        let Some(f) = self.files.next() else {
+            return Ok(Poll::Done);
+        };
+        Ok(Poll::Batch(Batch {
+            topic: f.topic.clone(),
+            partition: f.partition,
+            file: Some(f.path.clone()),
+            size: f.size,
+            weight: if f.gzip { f.size * 5 } else { f.size },
+            lines: Some(Box::new(move |each| f.read_lines(each))),
+            ..Default::default()
+        }))
     }
 
     fn size_hint(&self) -> Option<u64> {

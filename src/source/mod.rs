@@ -39,8 +39,14 @@ pub struct RawRecord {
     pub produced_ms: Option<i64>,
 }
 
+/// Records not read yet: the worker that prepares the batch calls it with a
+/// callback for each record (offset, bytes); it returns a read error, if
+/// any (the records before it are delivered). Lets a source hand out files
+/// that are read and decompressed in parallel, without copying records.
+pub type LineReader = Box<dyn FnOnce(&mut dyn FnMut(i64, &[u8])) -> Option<String> + Send>;
+
 /// A batch of raw records of one topic-partition, in offset order.
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct Batch {
     pub topic: String,
     pub partition: i32,
@@ -55,6 +61,24 @@ pub struct Batch {
     /// When the source received the batch (ms since the epoch), if it is
     /// live: transit time is measured to it.
     pub polled_ms: Option<i64>,
+    /// More records, read by the preparing worker (after `records`).
+    pub lines: Option<LineReader>,
+    /// Estimated decoded bytes (how the driver sizes its groups; 0: the
+    /// records' own length).
+    pub weight: u64,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("file", &self.file)
+            .field("records", &self.records.len())
+            .field("read_error", &self.read_error)
+            .field("lazy", &self.lines.is_some())
+            .finish()
+    }
 }
 
 /// What a poll found.
