@@ -32,7 +32,7 @@ pub mod state;
 pub mod topology;
 
 /// The product topology (`topologies/pinterest.toml`), built into the binary.
-pub const PINTEREST_TOPOLOGY: &str = include_str!("../topologies/pinterest.toml");
+pub use pinterest::TOPOLOGY as PINTEREST_TOPOLOGY;
 
 /// Parses and builds a topology from TOML text; errors carry line numbers.
 /// When some elements do not parse, the rest are still checked, so every

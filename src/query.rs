@@ -16,9 +16,11 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json};
 
 use crate::aggregate::sketch::Sketch;
-use crate::dsl::{Function, QueryKind};
-use crate::model::value::{cmp_slices, decode_key, decode_key_tuple, encode_key, Value};
-use crate::state::store::{agg_cf, Store, StoreError};
+use crate::aggregate::state::{agg_cf, split_window};
+use crate::aggregate::{Merged, StateKind};
+use crate::dsl::QueryKind;
+use crate::model::value::{cmp_slices, Value};
+use crate::state::store::{Store, StoreError};
 use crate::topology::{Aggregate, Query, Topology};
 
 /// An event-time range `[from, to)` in seconds; `None` bounds are open.
@@ -38,23 +40,18 @@ fn corrupt(store: &Store, what: String) -> StoreError {
     }
 }
 
-enum Merged {
-    Counts(BTreeMap<Vec<u8>, i64>),
-    Digests(BTreeMap<Vec<u8>, Sketch>),
-}
-
 /// Reads an aggregate's entries, merging windows inside `range`.
 fn read_merged(store: &Store, agg: &Aggregate, range: TimeRange) -> Result<Merged, StoreError> {
     let mut counts = BTreeMap::new();
     let mut digests: BTreeMap<Vec<u8>, Sketch> = BTreeMap::new();
+    let sketches = agg.function.imp().state() == StateKind::Sketch;
     let mut bad = None;
     store.for_each(&agg_cf(&agg.name), |k, v| {
-        let mut rest = k;
-        if let Some((_, w)) = &agg.window {
-            let Some(Value::Ts(start)) = decode_key(&mut rest) else {
-                bad = Some("window key does not decode".to_string());
-                return false;
-            };
+        let Some((start, rest)) = split_window(agg, k) else {
+            bad = Some("window key does not decode".to_string());
+            return false;
+        };
+        if let (Some(start), Some((_, w))) = (start, &agg.window) {
             // A window is in range when it overlaps [from, to).
             if range.from.is_some_and(|f| start + w.size <= f) {
                 return true;
@@ -63,8 +60,8 @@ fn read_merged(store: &Store, agg: &Aggregate, range: TimeRange) -> Result<Merge
                 return false; // keys are in window order: nothing later matches
             }
         }
-        match agg.function {
-            Function::Quantiles => match Sketch::from_bytes(v) {
+        if sketches {
+            match Sketch::from_bytes(v) {
                 Some(d) => {
                     let merged = match digests.remove(rest) {
                         Some(acc) => acc.merge(d, agg.compression),
@@ -73,29 +70,21 @@ fn read_merged(store: &Store, agg: &Aggregate, range: TimeRange) -> Result<Merge
                     digests.insert(rest.to_vec(), merged);
                 }
                 None => bad = Some(format!("quantile sketch of {:?} does not decode", agg.name)),
-            },
-            _ => {
-                let n = v.try_into().map(i64::from_le_bytes).unwrap_or(0);
-                *counts.entry(rest.to_vec()).or_insert(0) += n;
             }
+        } else {
+            let n = v.try_into().map(i64::from_le_bytes).unwrap_or(0);
+            *counts.entry(rest.to_vec()).or_insert(0) += n;
         }
         bad.is_none()
     })?;
     if let Some(what) = bad {
         return Err(corrupt(store, what));
     }
-    Ok(match agg.function {
-        Function::Quantiles => Merged::Digests(digests),
-        _ => Merged::Counts(counts),
-    })
-}
-
-fn number(x: f64) -> Value {
-    if x.fract() == 0.0 && x.abs() < 9.0e15 {
-        Value::Int(x as i64)
+    Ok(if sketches {
+        Merged::Sketches(digests)
     } else {
-        Value::Float(x)
-    }
+        Merged::Multiset(counts)
+    })
 }
 
 /// The aggregate's rows (all columns), sorted by key columns.
@@ -104,77 +93,19 @@ pub fn aggregate_rows(store: &Store, agg: &Aggregate, range: TimeRange, q: f64) 
 }
 
 /// Like [`aggregate_rows`], with one value column per quantile in `qs`
-/// (quantile aggregates; others ignore `qs`), all from one read.
+/// (quantile aggregates; others ignore `qs`), all from one read. The
+/// aggregate's function turns its merged state into rows.
 pub fn aggregate_rows_at(
     store: &Store,
     agg: &Aggregate,
     range: TimeRange,
     qs: &[f64],
 ) -> Result<Vec<Vec<Value>>, StoreError> {
-    let g = agg.group_by.len();
-    let tuple =
-        |k: &[u8]| decode_key_tuple(k).ok_or_else(|| corrupt(store, format!("key of {:?} does not decode", agg.name)));
-    let mut rows: Vec<Vec<Value>> = Vec::new();
-    match read_merged(store, agg, range)? {
-        Merged::Digests(m) => {
-            for (k, d) in m {
-                let values: Option<Vec<Value>> = qs.iter().map(|&q| d.quantile(q).map(number)).collect();
-                if let Some(values) = values {
-                    let mut row = tuple(&k)?;
-                    row.extend(values);
-                    rows.push(row);
-                }
-            }
-        }
-        Merged::Counts(m) => match agg.function {
-            Function::Count => {
-                for (k, n) in m.into_iter().filter(|(_, n)| *n > 0) {
-                    let mut row = tuple(&k)?;
-                    row.push(Value::Int(n));
-                    rows.push(row);
-                }
-            }
-            Function::DistinctCount => {
-                // Keys are group + distinct tuple, in key order: count runs.
-                let mut cur: Option<(Vec<Value>, i64)> = None;
-                for (k, _) in m.into_iter().filter(|(_, n)| *n > 0) {
-                    let mut t = tuple(&k)?;
-                    t.truncate(g);
-                    match &mut cur {
-                        Some((group, n)) if *group == t => *n += 1,
-                        _ => {
-                            if let Some((group, n)) = cur.take() {
-                                rows.push(group.into_iter().chain([Value::Int(n)]).collect());
-                            }
-                            cur = Some((t, 1));
-                        }
-                    }
-                }
-                if let Some((group, n)) = cur {
-                    rows.push(group.into_iter().chain([Value::Int(n)]).collect());
-                }
-            }
-            _ => {
-                // max_by: tuples are group + item + by; keep the best per group.
-                let mut best: BTreeMap<Vec<u8>, Vec<Value>> = BTreeMap::new();
-                for (k, _) in m.into_iter().filter(|(_, n)| *n > 0) {
-                    let t = tuple(&k)?;
-                    let mut gk = Vec::new();
-                    t[..g].iter().for_each(|v| encode_key(v, &mut gk));
-                    let better = |old: &Vec<Value>| match t[t.len() - 1].total_cmp(&old[old.len() - 1]) {
-                        Ordering::Greater => true,
-                        Ordering::Less => false,
-                        Ordering::Equal => cmp_slices(&t[g..t.len() - 1], &old[g..old.len() - 1]) == Ordering::Less,
-                    };
-                    if best.get(&gk).is_none_or(better) {
-                        best.insert(gk, t);
-                    }
-                }
-                rows = best.into_values().collect();
-            }
-        },
-    }
-    Ok(rows)
+    let merged = read_merged(store, agg, range)?;
+    agg.function
+        .imp()
+        .rows(agg, merged, qs)
+        .map_err(|what| corrupt(store, what))
 }
 
 /// Runs a query; `range` restricts windowed aggregates to event times.

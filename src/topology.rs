@@ -31,6 +31,9 @@ pub struct Source {
     /// Raw top-level fields the parser must materialise for the projection
     /// and the key (`operator::raw_needs`); the others are skipped unparsed.
     pub raw_fields: Vec<Name>,
+    /// Raw fields that may hold the key before the operators (the key and
+    /// what is renamed into it): HTTP ingest keys records by them.
+    pub raw_key: Vec<Name>,
 }
 
 impl Source {
@@ -103,6 +106,36 @@ pub struct Topology {
     /// Hash of everything that shapes state (sources, join, aggregates; not
     /// queries): a state dir written under another fingerprint is refused.
     pub fingerprint: u64,
+}
+
+impl Topology {
+    /// The source reading `topic` under any prefix (the topic matches its
+    /// template around `${prefix}`).
+    pub fn source_of_topic(&self, topic: &str) -> Option<&Source> {
+        self.sources.iter().find(|s| match s.topic.split_once("${prefix}") {
+            Some((pre, post)) => {
+                topic.len() > pre.len() + post.len() && topic.starts_with(pre) && topic.ends_with(post)
+            }
+            None => s.topic == topic,
+        })
+    }
+
+    /// The topic kinds of the sources: each topic template after
+    /// `${prefix}.` (`pin`, `geo`, `user` for the product).
+    pub fn topic_kinds(&self) -> Vec<&str> {
+        self.sources
+            .iter()
+            .filter_map(|s| s.topic.strip_prefix("${prefix}."))
+            .collect()
+    }
+
+    /// Every table the topology's components declare: the join's, then one
+    /// per aggregate (the store opens these and `meta`).
+    pub fn tables(&self) -> Vec<crate::state::table::TableSpec> {
+        std::iter::once(crate::state::join::table(&self.join.name))
+            .chain(self.aggregates.iter().map(crate::aggregate::state::table))
+            .collect()
+    }
 }
 
 /// Parses `"90s"`, `"30m"`, `"1h"`, `"1d"`, `"1w"` into seconds.
@@ -297,46 +330,29 @@ impl TopologySpec {
             for (key, f) in a.fields_by_key() {
                 need_field(&post, &f, &format!("{path}.{key}"), "field", &mut errors);
             }
-            let arg_err = |errors: &mut Vec<SpecError>, arg: &str, msg: &str| {
+            let f = a.function.imp();
+            let mut arg_err = |arg: &str, msg: &str| {
                 errors.push(SpecError::new(
                     format!("{path}.{arg}"),
                     format!("{}: {msg}", a.function),
                 ));
             };
-            let (extra, measure) = match a.function {
-                Function::Count => (vec![], None),
-                Function::DistinctCount => {
-                    if a.distinct.is_empty() {
-                        arg_err(&mut errors, "distinct", "needs `distinct = [fields]`");
-                    }
-                    (a.distinct.clone(), None)
-                }
-                Function::MaxBy => {
-                    if a.by.is_none() {
-                        arg_err(&mut errors, "by", "needs `by = \"field\"`");
-                    }
-                    (a.item.clone(), a.by.clone())
-                }
-                Function::Quantiles => {
-                    if a.value.is_none() {
-                        arg_err(&mut errors, "value", "needs `value = \"field\"`");
-                    }
-                    (vec![], a.value.clone())
-                }
-            };
-            if a.function != Function::DistinctCount && !a.distinct.is_empty() {
-                arg_err(&mut errors, "distinct", "`distinct` only applies to distinct_count");
+            f.check(a, &mut arg_err);
+            let given = crate::aggregate::args_set(a);
+            let stray: Vec<&str> = given.iter().copied().filter(|g| !f.args().contains(g)).collect();
+            if let Some(first) = stray.first() {
+                arg_err(
+                    first,
+                    &format!(
+                        "`{}` {} not apply to {}",
+                        stray.join("`/`"),
+                        if stray.len() == 1 { "does" } else { "do" },
+                        a.function
+                    ),
+                );
             }
-            if a.function != Function::MaxBy && (a.by.is_some() || !a.item.is_empty()) {
-                arg_err(&mut errors, "by", "`by`/`item` only apply to max_by");
-            }
-            if a.function != Function::Quantiles && (a.value.is_some() || a.compression.is_some()) {
-                arg_err(&mut errors, "value", "`value`/`compression` only apply to quantiles");
-            }
+            let (extra, measure) = f.key_fields(a);
             let compression = a.compression.unwrap_or(200.0);
-            if !(10.0..=10_000.0).contains(&compression) {
-                arg_err(&mut errors, "compression", "must be between 10 and 10000");
-            }
             let window = a.window.as_ref().and_then(|w| {
                 let size = parse_duration(&w.size);
                 let retention = parse_duration(&w.retention);
@@ -365,14 +381,7 @@ impl TopologySpec {
                 Some((intern(&w.field), Window { size, retention }))
             });
             let mut columns: Vec<String> = a.group_by.clone();
-            match a.function {
-                Function::Count | Function::DistinctCount => columns.push("count".into()),
-                Function::MaxBy => {
-                    columns.extend(a.item.iter().cloned());
-                    columns.extend(a.by.iter().cloned());
-                }
-                Function::Quantiles => columns.push("quantile".into()),
-            }
+            columns.extend(f.columns(a));
             aggregates.push(Aggregate {
                 name: a.name.clone(),
                 description: a.description.clone(),
@@ -477,6 +486,10 @@ impl TopologySpec {
                     key: intern(&s.key),
                     ops: s.ops.iter().map(OpSpec::build).collect(),
                     raw_fields: operator::raw_needs(&s.ops, &out).iter().map(|f| intern(f)).collect(),
+                    raw_key: operator::raw_key_fields(&s.ops, &s.key)
+                        .iter()
+                        .map(|f| intern(f))
+                        .collect(),
                     projection,
                 }
             })
@@ -573,7 +586,7 @@ fn build_query(
         },
         None => None,
     };
-    if q.q.is_some() && agg.function != Function::Quantiles {
+    if q.q.is_some() && !agg.function.imp().takes_quantile() {
         errors.push(SpecError::new(
             format!("{path}.q"),
             "`q` only applies to quantiles aggregates",

@@ -1,8 +1,9 @@
-//! Aggregate updates, pre-aggregated in memory between commits.
+//! Aggregate updates, pre-aggregated in memory between commits (the
+//! delta and retraction half of every aggregate function).
 //!
 //! Every change of a joined row arrives here as `+1` (a new row) or `−1` (a
 //! retracted row). Counts, distinct counts and max-by are all stored as
-//! multiplicities of tuples (see `store.rs`), so a retraction is exact: it
+//! multiplicities of tuples (see `state.rs`), so a retraction is exact: it
 //! subtracts what the addition added. Quantile stores receive weighted values
 //! (`−1` retracts); the sketch applies them exactly while it is an exact
 //! multiset and ignores retractions once it is a t-digest (`sketch.rs`).
@@ -14,10 +15,11 @@ use rustc_hash::FxHashMap as HashMap;
 
 use rocksdb::WriteBatch;
 
+use super::state::agg_cf;
+use super::StateKind;
 use crate::aggregate::sketch::Sketch;
-use crate::dsl::Function;
 use crate::model::value::{encode_key, Record, Value};
-use crate::state::store::{agg_cf, Store, StoreError};
+use crate::state::store::{Store, StoreError};
 use crate::topology::{Aggregate, Topology};
 
 /// Counters of what the aggregates did not take.
@@ -139,9 +141,9 @@ impl AggBuffers {
             buffers: topo
                 .aggregates
                 .iter()
-                .map(|a| match a.function {
-                    Function::Quantiles => Buffer::Values(HashMap::default()),
-                    _ => Buffer::Counts(HashMap::default()),
+                .map(|a| match a.function.imp().state() {
+                    StateKind::Sketch => Buffer::Values(HashMap::default()),
+                    StateKind::Multiset => Buffer::Counts(HashMap::default()),
                 })
                 .collect(),
             wm_dirty: vec![false; watermarks.len()],
@@ -290,7 +292,7 @@ impl AggBuffers {
                 Some(v) => encode_key(v, &mut self.key),
             }
         }
-        if a.function == Function::MaxBy {
+        if a.function.imp().measure_in_key() {
             match a.measure.as_ref().and_then(|m| row.get(m)) {
                 Some(v @ (Value::Int(_) | Value::Float(_))) => encode_key(v, &mut self.key),
                 _ => return false,

@@ -13,7 +13,7 @@ use pinstream::kafka::KafkaOptions;
 use pinstream::pinterest::emulate::{Compression, Layout};
 
 /// The seeds' topic prefix (a 12-hex-digit user id).
-pub(crate) const DEFAULT_PREFIX: &str = "129a67850695";
+pub(crate) use pinstream::pinterest::DEFAULT_PREFIX;
 
 #[derive(Parser)]
 #[command(

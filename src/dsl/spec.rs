@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 // Operator specs live with their operators (`operator/`); the DSL names them here.
+pub use crate::aggregate::Function;
 pub use crate::operator::bucket::RangeSpec;
 pub use crate::operator::cast::{CastType, OnError};
 pub use crate::operator::null_if::FieldSet;
@@ -84,33 +85,6 @@ pub struct JoinSpec {
     /// Operators applied to each joined row (derived fields).
     #[serde(default, rename = "op")]
     pub ops: Vec<OpSpec>,
-}
-
-impl std::fmt::Display for Function {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Function::Count => "count",
-            Function::DistinctCount => "distinct_count",
-            Function::MaxBy => "max_by",
-            Function::Quantiles => "quantiles",
-        })
-    }
-}
-
-/// Aggregate function of a store.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Function {
-    /// Number of joined rows per group. Row columns: group_by…, `count`.
-    Count,
-    /// Number of distinct `distinct` tuples per group. Columns: group_by…, `count`.
-    DistinctCount,
-    /// The row with the largest `by` per group; ties go to the smallest
-    /// `item` tuple. Columns: group_by…, item…, by.
-    MaxBy,
-    /// t-digest of `value` per group. Columns: group_by…, `quantile`
-    /// (the query's `q`).
-    Quantiles,
 }
 
 /// A tumbling event-time window.

@@ -2,12 +2,14 @@
 //! embedded format) and the seeds' API Gateway front of Kinesis
 //! (`PUT /streams/{stream}/record|records`), both produced to Kafka.
 //!
-//! Keys: a record without a key is keyed by the `ind` (or pin's `index`) of
-//! its value, so one `ind`'s three records land on the same partition number
-//! of the three topics (co-partitioned; murmur2 like Java clients). Kinesis
-//! records are keyed the same way (the seeds send one constant
-//! PartitionKey, which would put everything on one partition); the
-//! PartitionKey is used only when the data has no `ind`.
+//! Keys: a record without a key is keyed by its join key as the topology
+//! says: the source reading the topic names its key field and the raw
+//! fields renamed into it (`Source::raw_key`: `ind`, or pin's `index`), so
+//! one key's records land on the same partition number of every topic
+//! (co-partitioned; murmur2 like Java clients). Kinesis records are keyed
+//! the same way (the seeds send one constant PartitionKey, which would put
+//! everything on one partition); the PartitionKey is used only when the
+//! data has no key field. Stream names come from `pinterest::stream_topic`.
 //!
 //! Replies follow Confluent's REST Proxy (offsets; `{"error_code","message"}`
 //! with 40401 unknown topic, 40402 unknown partition, 415, 42201 bad record,
@@ -180,13 +182,24 @@ fn media_type(headers: &HeaderMap) -> Option<String> {
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
-/// The `ind` of a record value (pin records call it `index`), as key bytes.
-fn ind_key(value: &J) -> Option<Vec<u8>> {
-    let ind = value.get("ind").or_else(|| value.get("index"))?;
-    match ind {
-        J::Number(_) | J::String(_) => serde_json::to_vec(ind).ok(),
+/// The join key of a record value: the first of `fields` (the source's
+/// raw key fields) that holds a number or a string, as key bytes.
+fn key_of(value: &J, fields: &[crate::model::value::Name]) -> Option<Vec<u8>> {
+    let key = fields.iter().find_map(|f| value.get(&**f))?;
+    match key {
+        J::Number(_) | J::String(_) => serde_json::to_vec(key).ok(),
         _ => None,
     }
+}
+
+/// The raw key fields of the source reading `topic` (none: not a source).
+fn key_fields(state: &AppState, topic: &str) -> Vec<crate::model::value::Name> {
+    state
+        .0
+        .topo
+        .source_of_topic(topic)
+        .map(|s| s.raw_key.clone())
+        .unwrap_or_default()
 }
 
 fn parse_json(body: &[u8]) -> Result<J, ApiError> {
@@ -236,6 +249,7 @@ pub async fn produce(
             "unrecognized field `{k}` (schemas are not supported: JSON embedded format only)"
         )));
     }
+    let keys = key_fields(&state, &topic);
     let mut out = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         let Some(obj) = r.as_object() else {
@@ -268,7 +282,7 @@ pub async fn produce(
             },
         };
         let key = match obj.get("key") {
-            None | Some(J::Null) => ind_key(value),
+            None | Some(J::Null) => key_of(value, &keys),
             Some(k) => serde_json::to_vec(k).ok(),
         };
         let payload = (!value.is_null()).then(|| serde_json::to_vec(value).unwrap_or_default());
@@ -295,11 +309,9 @@ pub async fn produce(
     ))
 }
 
-/// `streaming-<prefix>-pin` -> `<prefix>.pin`.
-pub fn stream_topic(stream: &str) -> Option<String> {
-    let rest = stream.strip_prefix("streaming-")?;
-    let (prefix, kind) = rest.rsplit_once('-')?;
-    (!prefix.is_empty() && matches!(kind, "pin" | "geo" | "user")).then(|| format!("{prefix}.{kind}"))
+/// The topic of a Kinesis-style stream name, for the topology's kinds.
+fn stream_topic(state: &AppState, stream: &str) -> Option<String> {
+    crate::pinterest::stream_topic(stream, &state.0.topo.topic_kinds())
 }
 
 /// `GET /streams` (Kinesis ListStreams shape).
@@ -323,19 +335,17 @@ pub async fn streams(
         },
     };
     let topics = ingest(&state)?.refresh(true).await?;
-    let names = stream_names(topics.keys());
+    let names = stream_names(&state, topics.keys());
     let after = params.get("ExclusiveStartStreamName").map(String::as_str);
     let (page, more) = page_after(&names, after, limit);
     Ok(Json(json!({"StreamNames": page, "HasMoreStreams": more})))
 }
 
 /// The Kinesis-style stream names of the source topics, sorted.
-fn stream_names<'a>(topics: impl Iterator<Item = &'a String>) -> Vec<String> {
+fn stream_names<'a>(state: &AppState, topics: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let kinds = state.0.topo.topic_kinds();
     let mut names: Vec<String> = topics
-        .filter_map(|t| {
-            let (prefix, kind) = t.rsplit_once('.')?;
-            matches!(kind, "pin" | "geo" | "user").then(|| format!("streaming-{prefix}-{kind}"))
-        })
+        .filter_map(|t| crate::pinterest::stream_name(t, &kinds))
         .collect();
     names.sort();
     names
@@ -355,7 +365,7 @@ pub async fn describe_stream(State(state): State<AppState>, Path(stream): Path<S
             "stream `{stream}` not found: streams are named streaming-<prefix>-pin|geo|user"
         ))
     };
-    let topic = stream_topic(&stream).ok_or_else(not_found)?;
+    let topic = stream_topic(&state, &stream).ok_or_else(not_found)?;
     let n = ingest(&state)?.partitions(&topic).await.map_err(|_| not_found())?;
     let shards: Vec<J> = (0..n)
         .map(|p| {
@@ -380,6 +390,7 @@ pub async fn describe_stream(State(state): State<AppState>, Path(stream): Path<S
 }
 
 fn kinesis_checks(
+    state: &AppState,
     headers: &HeaderMap,
     stream: &str,
     body: Result<Bytes, BytesRejection>,
@@ -395,7 +406,7 @@ fn kinesis_checks(
         }
     }
     let body = body.map_err(body_error)?;
-    let topic = stream_topic(stream).ok_or_else(|| {
+    let topic = stream_topic(state, stream).ok_or_else(|| {
         ApiError::not_found(format!(
             "stream `{stream}` not found: streams are named streaming-<prefix>-pin|geo|user"
         ))
@@ -415,7 +426,12 @@ fn kinesis_checks(
 }
 
 /// One Kinesis record's Data (the JSON row, or base64 of it) and key.
-fn kinesis_record(data: Option<&J>, pkey: Option<&J>, what: &str) -> Result<Outgoing, ApiError> {
+fn kinesis_record(
+    data: Option<&J>,
+    pkey: Option<&J>,
+    keys: &[crate::model::value::Name],
+    what: &str,
+) -> Result<Outgoing, ApiError> {
     let Some(data) = data.filter(|d| !d.is_null()) else {
         return Err(ApiError::bad_request(format!("{what}: `Data` is required")));
     };
@@ -436,7 +452,7 @@ fn kinesis_record(data: Option<&J>, pkey: Option<&J>, what: &str) -> Result<Outg
     };
     let key = row
         .as_ref()
-        .and_then(ind_key)
+        .and_then(|r| key_of(r, keys))
         .unwrap_or_else(|| pkey.as_bytes().to_vec());
     Ok(Outgoing {
         payload: Some(payload),
@@ -457,8 +473,9 @@ pub async fn put_record(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<J>, ApiError> {
     let ing = ingest(&state)?;
-    let (topic, doc) = kinesis_checks(&headers, &stream, body)?;
-    let rec = kinesis_record(doc.get("Data"), doc.get("PartitionKey"), "record")?;
+    let (topic, doc) = kinesis_checks(&state, &headers, &stream, body)?;
+    let keys = key_fields(&state, &topic);
+    let rec = kinesis_record(doc.get("Data"), doc.get("PartitionKey"), &keys, "record")?;
     ing.partitions(&topic).await?;
     match ing.produce(&topic, vec![rec]).await.pop() {
         Some(Ok((p, o))) => {
@@ -480,7 +497,7 @@ pub async fn put_records(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<J>, ApiError> {
     let ing = ingest(&state)?;
-    let (topic, doc) = kinesis_checks(&headers, &stream, body)?;
+    let (topic, doc) = kinesis_checks(&state, &headers, &stream, body)?;
     let (list, data, pkey) = match (doc.get("records"), doc.get("Records")) {
         (Some(l), None) => (l, "data", "partition-key"),
         (None, Some(l)) => (l, "Data", "PartitionKey"),
@@ -493,9 +510,15 @@ pub async fn put_records(
     let Some(list) = list.as_array().filter(|l| !l.is_empty() && l.len() <= 500) else {
         return Err(ApiError::bad_request("records must be an array of 1 to 500 records"));
     };
+    let keys = key_fields(&state, &topic);
     let mut out = Vec::with_capacity(list.len());
     for (i, r) in list.iter().enumerate() {
-        out.push(kinesis_record(r.get(data), r.get(pkey), &format!("records[{i}]"))?);
+        out.push(kinesis_record(
+            r.get(data),
+            r.get(pkey),
+            &keys,
+            &format!("records[{i}]"),
+        )?);
     }
     ing.partitions(&topic).await?;
     let results = ing.produce(&topic, out).await;
@@ -523,6 +546,8 @@ mod tests {
 
     #[test]
     fn stream_names_map_to_topics() {
+        let kinds = ["pin", "geo", "user"];
+        let stream_topic = |s: &str| crate::pinterest::stream_topic(s, &kinds);
         assert_eq!(
             stream_topic("streaming-129a67850695-pin").as_deref(),
             Some("129a67850695.pin")
@@ -549,6 +574,10 @@ mod tests {
 
     #[test]
     fn records_are_keyed_by_ind_or_index() {
+        // The key fields come from the product topology's pin source.
+        let topo = crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap();
+        let keys = topo.source_of_topic("p.pin").unwrap().raw_key.clone();
+        let ind_key = |v: &J| key_of(v, &keys);
         assert_eq!(ind_key(&json!({"ind": 7})), Some(b"7".to_vec()));
         assert_eq!(ind_key(&json!({"index": 7528, "title": "t"})), Some(b"7528".to_vec()));
         assert_eq!(ind_key(&json!({"title": "t"})), None);

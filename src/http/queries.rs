@@ -237,7 +237,7 @@ pub async fn store(
     check_params(&params, &["key", "q", "from", "to"])?;
     let agg = &topo.aggregates[ai];
     let range = range_of(&params, agg.window.is_some(), &format!("store `{name}`"))?;
-    let quantiles = agg.function == crate::dsl::Function::Quantiles;
+    let quantiles = agg.function.imp().takes_quantile();
     let qs: Vec<f64> = match params.get("q") {
         Some(_) if !quantiles => {
             return Err(ApiError::bad_request(format!(

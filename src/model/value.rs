@@ -355,7 +355,8 @@ const T_TS: u8 = 6;
 const T_ARRAY: u8 = 7;
 const T_OBJECT: u8 = 8;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+/// LEB128 varint: the one varint codec (rows, join entries).
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -363,7 +364,8 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(buf: &mut &[u8]) -> Option<u64> {
+/// Reads a LEB128 varint, advancing `buf`; `None` if cut short or too long.
+pub fn get_varint(buf: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     let mut shift = 0;
     loop {

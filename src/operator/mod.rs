@@ -74,6 +74,12 @@ pub trait OperatorSpec {
         }
     }
 
+    /// The raw field `field` is a pure copy of, if this operator renames
+    /// one into it (how ingest finds a raw record's key before cleaning).
+    fn renamed_from(&self, _field: &str) -> Option<&str> {
+        None
+    }
+
     /// Backward pass of parse pruning: turns "fields needed after me" into
     /// "fields needed before me". Default: a written field that is needed
     /// is replaced by the fields it is computed from.
@@ -200,6 +206,24 @@ pub fn raw_needs(ops: &[OpSpec], needed: &[String]) -> Vec<String> {
         op.spec().raw_needs(&mut n);
     }
     n
+}
+
+/// The raw fields that may hold `key` before the operators run: `key`
+/// itself, then every field renamed into it, last operator first.
+pub fn raw_key_fields(ops: &[OpSpec], key: &str) -> Vec<String> {
+    let mut out = vec![key.to_string()];
+    for op in ops.iter().rev() {
+        let more: Vec<String> = out
+            .iter()
+            .filter_map(|f| op.spec().renamed_from(f).map(str::to_string))
+            .collect();
+        for m in more {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    out
 }
 
 /// Checks an operator against the record's field list (if known) and

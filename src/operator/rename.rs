@@ -37,6 +37,10 @@ impl OperatorSpec for Spec {
         }
     }
 
+    fn renamed_from(&self, field: &str) -> Option<&str> {
+        (field == self.to).then_some(self.from.as_str())
+    }
+
     /// `to` afterwards is `from` if the record has it, else the record's own
     /// `to`: both are needed. `from` afterwards is always gone.
     fn raw_needs(&self, n: &mut Vec<String>) {

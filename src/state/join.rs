@@ -21,7 +21,26 @@ pub type EncodedEntries = Vec<(Box<[u8]>, Vec<u8>)>;
 
 use rocksdb::WriteBatch;
 
-use crate::state::store::{join_cf, Store, StoreError};
+use super::table::{Merge, TableSpec};
+use crate::model::value::{get_varint, put_varint};
+use crate::state::store::{Store, StoreError};
+
+/// The join's table: `join.<name>`, key = the join key (order-preserving
+/// tuple encoding, `value::encode_key`) → one slot per input, each
+/// `varint(len + 1)` + row bytes (`value::encode_row` of the input's
+/// projection), `0` for an empty slot.
+pub fn table(name: &str) -> TableSpec {
+    TableSpec {
+        name: join_cf(name),
+        merge: Merge::None,
+        write_buffer: Some(64 << 20),
+        retention: None,
+    }
+}
+
+pub fn join_cf(name: &str) -> String {
+    format!("join.{name}")
+}
 
 /// Slots of one key: `None` = that input has no row yet.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,13 +62,7 @@ impl Entry {
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         for s in self.slots.iter() {
-            let len = s.as_ref().map_or(0, |r| r.len() as u64 + 1);
-            let mut v = len;
-            while v >= 0x80 {
-                out.push((v as u8) | 0x80);
-                v >>= 7;
-            }
-            out.push(v as u8);
+            put_varint(&mut out, s.as_ref().map_or(0, |r| r.len() as u64 + 1));
             if let Some(r) = s {
                 out.extend_from_slice(r);
             }
@@ -60,16 +73,7 @@ impl Entry {
     fn decode(mut b: &[u8], inputs: usize) -> Option<Entry> {
         let mut slots = Vec::with_capacity(inputs);
         for _ in 0..inputs {
-            let (mut len, mut shift) = (0u64, 0);
-            loop {
-                let (&c, rest) = b.split_first()?;
-                b = rest;
-                len |= u64::from(c & 0x7f) << shift;
-                if c < 0x80 {
-                    break;
-                }
-                shift += 7;
-            }
+            let len = get_varint(&mut b)?;
             if len == 0 {
                 slots.push(None);
             } else {

@@ -1,8 +1,10 @@
 //! Where state lives: one RocksDB per state dir ([`store`]), the join
-//! table's write-back cache ([`join`]), and the tables components declare.
+//! table's write-back cache ([`join`]), and the tables components declare
+//! ([`table`]).
 //!
 //! Invariant: a commit is one RocksDB write batch holding every table change
 //! and the source positions it covers.
 
 pub mod join;
 pub mod store;
+pub mod table;

@@ -1,21 +1,12 @@
-//! RocksDB state: one column family per store, offsets beside them.
+//! RocksDB state: the tables components declare (`state::table`), and
+//! the `meta` column family this module owns.
 //!
-//! Column families and key layout:
-//! - `meta`: `fingerprint` → topology fingerprint (u64 LE);
-//!   `pos\0<topic>\0<partition i32 BE>` → processed offset ranges
-//!   (`offsets::Ranges` bytes); `wm\0<aggregate>` → event-time watermark
-//!   (i64 LE) of a windowed aggregate.
-//! - `join.<join name>`: key = the join key (order-preserving tuple
-//!   encoding, `value::encode_key`) → one slot per input, each
-//!   `varint(len + 1)` + row bytes (`value::encode_row` of the input's
-//!   projection), `0` for an empty slot.
-//! - `agg.<aggregate name>`: key = `[window start (Ts)]` + group_by values +
-//!   (distinct values | item values + by value), tuple-encoded, so an
-//!   iterator yields groups in key order and windows in time order; value =
-//!   i64 LE multiplicity (count, distinct_count, max_by), combined by the
-//!   `add` merge operator, or a quantile sketch (`sketch.rs`: exact multiset,
-//!   or t-digest when large) combined by the `sketch` merge operator. Writers only ever *merge* deltas, so
-//!   pre-aggregated batches from any number of writers combine.
+//! `meta` keys: `fingerprint` → topology fingerprint (u64 LE);
+//! `pos\0<topic>\0<partition i32 BE>` → processed offset ranges
+//! (`offsets::Ranges` bytes); `wm\0<aggregate>` → event-time watermark
+//! (i64 LE) of a windowed aggregate; `source` → the source identity
+//! (`source::identity`). The layout of every other table is its owner's
+//! (`state::join`, `aggregate::state`).
 //!
 //! A state dir is marked by a `PINSTREAM_STATE` file, written before
 //! RocksDB creates anything; a non-empty directory without it is refused
@@ -38,8 +29,8 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{ColumnFamilyDescriptor, IteratorMode, MergeOperands, Options, WriteBatch, DB};
 
+use super::table::Merge;
 use crate::aggregate::sketch::Sketch;
-use crate::dsl::Function;
 use crate::model::offsets::Ranges;
 use crate::topology::Topology;
 
@@ -149,23 +140,7 @@ pub fn dir_kind(path: &Path) -> DirKind {
     DirKind::Foreign { sample }
 }
 
-fn add_merge(_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands) -> Option<Vec<u8>> {
-    let read = |b: &[u8]| b.try_into().map(i64::from_le_bytes).unwrap_or(0);
-    let sum = ops
-        .iter()
-        .fold(existing.map_or(0, read), |acc, b| acc.wrapping_add(read(b)));
-    Some(sum.to_le_bytes().to_vec())
-}
-
 pub const META: &str = "meta";
-
-pub fn join_cf(name: &str) -> String {
-    format!("join.{name}")
-}
-
-pub fn agg_cf(name: &str) -> String {
-    format!("agg.{name}")
-}
 
 fn pos_key(topic: &str, partition: i32) -> Vec<u8> {
     let mut k = b"pos\0".to_vec();
@@ -268,24 +243,22 @@ impl Store {
         db_opts.set_atomic_flush(true);
 
         let mut wanted: Vec<(String, Options)> = vec![(META.into(), Options::default())];
-        let mut jo = Options::default();
-        jo.set_write_buffer_size(64 << 20);
-        wanted.push((join_cf(&topo.join.name), jo));
-        for a in &topo.aggregates {
+        for t in topo.tables() {
             let mut o = Options::default();
-            match a.function {
-                Function::Quantiles => {
-                    let compression = a.compression;
-                    o.set_merge_operator_associative(
-                        "sketch",
-                        move |_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands| {
-                            Some(Sketch::merge_bytes(existing, ops.iter(), compression))
-                        },
-                    )
-                }
-                _ => o.set_merge_operator_associative("add", add_merge),
+            if let Some(n) = t.write_buffer {
+                o.set_write_buffer_size(n);
             }
-            wanted.push((agg_cf(&a.name), o));
+            match t.merge {
+                Merge::None => {}
+                Merge::Add => o.set_merge_operator_associative("add", crate::aggregate::state::add_merge),
+                Merge::Sketch { compression } => o.set_merge_operator_associative(
+                    "sketch",
+                    move |_key: &[u8], existing: Option<&[u8]>, ops: &MergeOperands| {
+                        Some(Sketch::merge_bytes(existing, ops.iter(), compression))
+                    },
+                ),
+            }
+            wanted.push((t.name, o));
         }
         // RocksDB must open every existing family; ones this topology does
         // not know are opened plainly (the fingerprint check decides).
