@@ -19,7 +19,7 @@ use pinstream::topology::Topology;
 use pinstream::{engine, query, replay};
 
 use super::args::{Command, Format, HttpArgs, DEFAULT_PREFIX};
-use crate::{load, print_answers, thousands};
+use super::{load, print_answers, thousands};
 
 /// SIGINT/SIGTERM set the flag: the daemon commits and exits 0.
 pub(crate) fn stop_flag() -> Result<Arc<AtomicBool>> {

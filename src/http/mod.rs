@@ -32,7 +32,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -141,12 +141,14 @@ pub(crate) type CacheSlot = Arc<Slot>;
 #[derive(Clone)]
 pub struct AppState(pub(crate) Arc<Inner>);
 
-/// A route: method, axum path, whether the token guards it, summary.
+/// A route: method, axum path, whether the token guards it, summary, and
+/// its handler (the router is built from this table, as is `/openapi.json`).
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub guarded: bool,
     pub summary: &'static str,
+    pub handler: fn() -> MethodRouter<AppState>,
 }
 
 /// Every route of the API (the router and the OpenAPI document use this).
@@ -156,96 +158,112 @@ pub const ROUTES: &[Route] = &[
         path: "/health",
         guarded: false,
         summary: "Process is alive",
+        handler: || get(health),
     },
     Route {
         method: "GET",
         path: "/ready",
         guarded: false,
         summary: "State opened and consuming (503 until then)",
+        handler: || get(ready),
     },
     Route {
         method: "GET",
         path: "/openapi.json",
         guarded: false,
         summary: "This API, as OpenAPI 3.0",
+        handler: || get(openapi_json),
     },
     Route {
         method: "GET",
         path: "/metrics",
         guarded: true,
         summary: "Prometheus metrics (text format)",
+        handler: || get(metrics),
     },
     Route {
         method: "GET",
         path: "/v1/queries",
         guarded: false,
         summary: "The named queries of the topology",
+        handler: || get(queries::list),
     },
     Route {
         method: "GET",
         path: "/v1/queries/{name}",
         guarded: false,
         summary: "Rows of a query from the live state (same JSON as replay); windowed queries take from/to",
+        handler: || get(queries::query),
     },
     Route {
         method: "GET",
         path: "/v1/stores",
         guarded: false,
         summary: "The aggregate stores",
+        handler: || get(queries::stores),
     },
     Route {
         method: "GET",
         path: "/v1/stores/{store}",
         guarded: false,
         summary: "Raw rows of a store; key filters the group, q picks quantiles",
+        handler: || get(queries::store),
     },
     Route {
         method: "GET",
         path: "/topics",
         guarded: false,
         summary: "Kafka topics (REST Proxy v2)",
+        handler: || get(ingest::topics),
     },
     Route {
         method: "POST",
         path: "/topics/{topic}",
         guarded: true,
         summary: "Produce records to a topic (REST Proxy v2, JSON embedded format)",
+        handler: || post(ingest::produce),
     },
     Route {
         method: "GET",
         path: "/streams",
         guarded: false,
         summary: "Kinesis-style streams (streaming-<prefix>-pin|geo|user)",
+        handler: || get(ingest::streams),
     },
     Route {
         method: "GET",
         path: "/streams/{stream}",
         guarded: false,
         summary: "Describe a stream (Kinesis DescribeStream through API Gateway)",
+        handler: || get(ingest::describe_stream),
     },
     Route {
         method: "POST",
         path: "/streams/{stream}/record",
         guarded: true,
         summary: "Put one record (as PUT; some emulators POST)",
+        handler: || post(ingest::put_record),
     },
     Route {
         method: "POST",
         path: "/streams/{stream}/records",
         guarded: true,
         summary: "Put records (as PUT; some emulators POST)",
+        handler: || post(ingest::put_records),
     },
     Route {
         method: "PUT",
         path: "/streams/{stream}/record",
         guarded: true,
         summary: "Put one record (Kinesis PutRecord through API Gateway)",
+        handler: || put(ingest::put_record),
     },
     Route {
         method: "PUT",
         path: "/streams/{stream}/records",
         guarded: true,
         summary: "Put records (Kinesis PutRecords through API Gateway)",
+        handler: || put(ingest::put_records),
     },
 ];
 
@@ -265,31 +283,20 @@ pub fn router(topo: Arc<Topology>, live: Arc<LiveHandle>, ingest: Option<Ingest>
         cache: Mutex::new(HashMap::new()),
     }));
     let timeout = opts.timeout;
-    let guarded = opts.token.is_some();
-    Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/ready", get(ready))
-        .route(
-            "/openapi.json",
-            get(move || async move { Json(openapi::document(guarded)) }),
-        )
-        .route("/metrics", get(metrics))
-        .route("/v1/queries", get(queries::list))
-        .route("/v1/queries/{name}", get(queries::query))
-        .route("/v1/stores", get(queries::stores))
-        .route("/v1/stores/{store}", get(queries::store))
-        .route("/topics", get(ingest::topics))
-        .route("/topics/{topic}", post(ingest::produce))
-        .route("/streams", get(ingest::streams))
-        .route("/streams/{stream}", get(ingest::describe_stream))
-        .route(
-            "/streams/{stream}/record",
-            put(ingest::put_record).post(ingest::put_record),
-        )
-        .route(
-            "/streams/{stream}/records",
-            put(ingest::put_records).post(ingest::put_records),
-        )
+    // Two sub-routers from the one table; the token is a layer on the
+    // guarded one, so a route is guarded by where it is, not by a lookup.
+    let (mut open, mut guarded) = (Router::new(), Router::new());
+    for r in ROUTES {
+        if r.guarded {
+            guarded = guarded.route(r.path, (r.handler)());
+        } else {
+            open = open.route(r.path, (r.handler)());
+        }
+    }
+    if state.0.token.is_some() {
+        guarded = guarded.route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
+    }
+    open.merge(guarded)
         .fallback(|method: Method, uri: axum::http::Uri| async move {
             ApiError::not_found(format!("no route {method} {}; see /openapi.json", uri.path()))
         })
@@ -309,7 +316,7 @@ pub fn router(topo: Arc<Topology>, live: Arc<LiveHandle>, ingest: Option<Ingest>
             )),
             limits::limit,
         ))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn(move |req: Request, next: Next| async move {
             match tokio::time::timeout(timeout, next.run(req)).await {
                 Ok(r) => r,
@@ -324,8 +331,21 @@ pub fn router(topo: Arc<Topology>, live: Arc<LiveHandle>, ingest: Option<Ingest>
         .with_state(state)
 }
 
-/// Token check and per-route metrics.
-async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The bearer token, on the guarded sub-router.
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match &state.0.token {
+        Some(token) if !authorized(req.headers(), token) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            401,
+            "this route needs `Authorization: Bearer <token>` (the daemon's --http-token)",
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
+}
+
+/// Per-route metrics (bounded labels: the matched route, not the path).
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
@@ -336,18 +356,7 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         Method::GET | Method::POST | Method::PUT | Method::DELETE | Method::HEAD => req.method().as_str().to_string(),
         _ => "other".to_string(),
     };
-    let guarded = ROUTES
-        .iter()
-        .any(|r| r.guarded && r.path == route && r.method == method);
-    let response = match (&state.0.token, guarded) {
-        (Some(token), true) if !authorized(req.headers(), token) => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            401,
-            "this route needs `Authorization: Bearer <token>` (the daemon's --http-token)",
-        )
-        .into_response(),
-        _ => next.run(req).await,
-    };
+    let response = next.run(req).await;
     let m = &state.0.live.metrics;
     m.http_requests
         .with_label_values(&[&route, &method, response.status().as_str()])
@@ -356,6 +365,14 @@ async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Respo
         .with_label_values(&[&route])
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(openapi::document(state.0.token.is_some()))
 }
 
 /// Constant-time comparison of the presented bearer token.

@@ -1,0 +1,287 @@
+//! The batch commands: `validate`, `clean`, `positions`, `answers` and
+//! `replay` (what they print; the work is the library's).
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+
+use super::args::Command;
+use super::{load, open_state, print_answers, thousands};
+use pinstream::engine::prepare::clean;
+use pinstream::query;
+use pinstream::replay::{self, ReplayOptions};
+use pinstream::sink::{file::FileSink, DeadLetterSink, Discard};
+use pinstream::state::store;
+
+pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Validate { file } => {
+            let topo = match load(file.as_deref()) {
+                Ok(t) => t,
+                Err(code) => return Ok(code),
+            };
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "ok: topology `{}`: {} sources, join `{}` on `{}`, {} aggregates, {} queries ({} in the answer)",
+                topo.spec.name,
+                topo.sources.len(),
+                topo.join.name,
+                topo.join.key,
+                topo.aggregates.len(),
+                topo.queries.len(),
+                topo.answers.len()
+            )?;
+            for s in &topo.sources {
+                let kept: Vec<&str> = s.projection.iter().map(|n| &**n).collect();
+                writeln!(
+                    out,
+                    "  source {:<6} topic {:<18} key {:<5} {} ops, join keeps [{}]",
+                    s.name,
+                    s.topic,
+                    &*s.key,
+                    s.ops.len(),
+                    kept.join(", ")
+                )?;
+            }
+            for a in &topo.aggregates {
+                let window = a
+                    .window
+                    .as_ref()
+                    .map(|(f, w)| format!(" window {}s on {} kept {}s", w.size, f, w.retention))
+                    .unwrap_or_default();
+                writeln!(out, "  store  {:<34} {}{window}: {}", a.name, a.function, a.description)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Clean { source, topology, file } => {
+            let topo = match load(topology.as_deref()) {
+                Ok(t) => t,
+                Err(code) => return Ok(code),
+            };
+            let Some(src) = topo.sources.iter().position(|s| s.name == source) else {
+                bail!(
+                    "unknown source `{source}` (sources: {})",
+                    topo.sources
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            let input: Box<dyn BufRead> = match &file {
+                Some(p) if p.as_os_str() != "-" => Box::new(std::io::BufReader::new(
+                    std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+                )),
+                _ => Box::new(std::io::stdin().lock()),
+            };
+            let mut out = std::io::stdout().lock();
+            let mut rejected = 0u64;
+            for (n, line) in input.split(b'\n').enumerate() {
+                let line = line?;
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match clean(&topo, src, &line) {
+                    Ok(rec) => writeln!(out, "{}", rec.to_json())?,
+                    Err(reason) => {
+                        rejected += 1;
+                        eprintln!("line {}: rejected: {reason}", n + 1);
+                    }
+                }
+            }
+            Ok(if rejected > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Positions { state_dir, topology } => {
+            let (_, store) = match open_state(&state_dir, topology.as_deref())? {
+                Ok(opened) => opened,
+                Err(code) => return Ok(code),
+            };
+            let mut all: Vec<_> = store.positions()?.into_iter().collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut out = std::io::stdout().lock();
+            for ((topic, partition), ranges) in all {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"topic": topic, "partition": partition, "ranges": ranges.ranges()})
+                )?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Answers {
+            state_dir,
+            topology,
+            format,
+        } => {
+            let (topo, store) = match open_state(&state_dir, topology.as_deref())? {
+                Ok(opened) => opened,
+                Err(code) => return Ok(code),
+            };
+            print_answers(&query::answers(&store, &topo)?, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            archive,
+            topology,
+            state_dir,
+            prefix,
+            format,
+            dead_letter,
+            commit_every,
+            cache_keys,
+            max_future_skew,
+            strict,
+            quiet,
+        } => {
+            let topo = match load(topology.as_deref()) {
+                Ok(t) => Arc::new(t),
+                Err(code) => return Ok(code),
+            };
+            let temp = if state_dir.is_none() {
+                Some(replay::temp_state_dir().context("creating a temporary state dir")?)
+            } else {
+                None
+            };
+            let dir = state_dir
+                .clone()
+                .unwrap_or_else(|| temp.as_ref().map(|t| t.path().to_path_buf()).unwrap_or_default());
+            let mut dead: Box<DeadLetterSink> = match &dead_letter {
+                Some(p) => Box::new(FileSink::create(p).with_context(|| format!("creating {}", p.display()))?),
+                None => Box::new(Discard),
+            };
+            // A temporary state dir is deleted at exit: nothing in it has to be durable.
+            let durability = if temp.is_some() {
+                store::Durability::Ephemeral
+            } else {
+                store::Durability::Flush
+            };
+            let opts = ReplayOptions {
+                archive,
+                state_dir: dir,
+                prefix,
+                commit_every: commit_every.max(1),
+                cache_keys,
+                progress: !quiet,
+                durability,
+                max_future_skew,
+            };
+            let (engine, s) = replay::replay(topo.clone(), &opts, dead.as_mut())?;
+            let problems = s.skipped.len() + s.read_errors.len() + s.unknown_topics.len();
+            if strict && problems > 0 {
+                for line in s.skipped.iter().chain(&s.read_errors) {
+                    eprintln!("  {line}");
+                }
+                for t in &s.unknown_topics {
+                    eprintln!("  topic `{t}`: no source reads it");
+                }
+                bail!(
+                    "--strict: {} skipped files, {} unreadable files, {} unknown topics (no answers printed)",
+                    s.skipped.len(),
+                    s.read_errors.len(),
+                    s.unknown_topics.len()
+                );
+            }
+            let answers = query::answers(engine.store(), &topo)?;
+            print_answers(&answers, format)?;
+            if !quiet {
+                let secs = s.elapsed.as_secs_f64().max(1e-9);
+                let rss = replay::peak_rss_bytes().unwrap_or(0);
+                eprintln!(
+                    "replayed {} records ({:.1} MB in {} files, prefix `{}`) in {:.2} s: {} records/s, {:.1} MB/s, peak RSS {} MB",
+                    thousands(s.records),
+                    s.bytes as f64 / 1e6,
+                    s.files,
+                    s.prefix,
+                    secs,
+                    thousands((s.records as f64 / secs) as u64),
+                    s.bytes as f64 / 1e6 / secs,
+                    rss >> 20
+                );
+                let per_topic: Vec<String> = s
+                    .per_topic
+                    .iter()
+                    .map(|(t, n)| format!("{t} {}", thousands(*n)))
+                    .collect();
+                eprintln!("  per topic: {}", per_topic.join(", "));
+                let e = &s.engine;
+                eprintln!(
+                    "  joined rows {}, unchanged re-deliveries {}, replaced rows {}, already in state {}, commits {}",
+                    thousands(e.joined),
+                    thousands(e.unchanged),
+                    thousands(e.replaced),
+                    thousands(s.already_done),
+                    e.commits
+                );
+                eprintln!(
+                    "  engine thread: waited {:.2} s for parsed input, {:.2} s in {} commits",
+                    s.input_wait.as_secs_f64(),
+                    e.commit_time.as_secs_f64(),
+                    e.commits
+                );
+                if e.agg.late > 0 {
+                    eprintln!(
+                        "  windowed updates outside retention {} (live windows keep only recent event time)",
+                        thousands(e.agg.late)
+                    );
+                }
+                if e.agg.future > 0 {
+                    eprintln!(
+                        "  windowed updates too far in the future {} (event time beyond the wall clock + --max-future-skew)",
+                        thousands(e.agg.future)
+                    );
+                }
+                let reasons: Vec<String> = s.dead_reasons.iter().map(|(r, n)| format!("{n} × {r}")).collect();
+                match (&dead_letter, s.dead_letters) {
+                    (_, 0) => eprintln!("  dead letters 0"),
+                    (Some(p), n) => eprintln!(
+                        "  dead letters {} → {} ({})",
+                        thousands(n),
+                        p.display(),
+                        reasons.join("; ")
+                    ),
+                    (None, n) => eprintln!(
+                        "  dead letters {} ({}); pass --dead-letter FILE to keep them",
+                        thousands(n),
+                        reasons.join("; ")
+                    ),
+                }
+                for t in &s.unknown_topics {
+                    eprintln!("  skipped topic `{t}`: no source reads it");
+                }
+                for e in &s.read_errors {
+                    eprintln!("  read error: {e}");
+                }
+                for k in s.skipped.iter().take(10) {
+                    eprintln!("  skipped file {k}");
+                }
+                if s.skipped.len() > 10 {
+                    eprintln!("  … and {} more skipped files", s.skipped.len() - 10);
+                }
+                eprintln!(
+                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={} skipped_files={} unreadable_files={} unknown_topics={}",
+                    s.records,
+                    s.bytes,
+                    secs,
+                    s.records as f64 / secs,
+                    s.bytes as f64 / 1e6 / secs,
+                    rss >> 20,
+                    s.dead_letters,
+                    s.skipped.len(),
+                    s.read_errors.len(),
+                    s.unknown_topics.len()
+                );
+            }
+            drop(engine);
+            drop(temp);
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => unreachable!("dispatched on the batch commands"),
+    }
+}
