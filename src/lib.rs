@@ -1,16 +1,19 @@
 //! pinstream: a Kafka Streams-style stateful stream processor for the
-//! Pinterest pipeline.
+//! Pinterest pipeline. See ARCHITECTURE.md for the whole picture.
 //!
-//! Data flow: a [`pipeline::Source`] yields raw records → the source's
-//! [`ops`] clean them (stateless, parallel; rejects go to a
-//! [`pipeline::DeadLetterSink`]) → the [`engine`] joins them on their key
-//! ([`join`]), derives fields and feeds the [`agg`]regates, committing state
-//! and source positions together in RocksDB ([`store`]) → [`query`] answers
-//! named questions from a snapshot.
+//! Data flow: a [`source::Source`] yields raw records with their positions
+//! → the driver loop ([`engine::driver`]) prepares them in parallel (the
+//! source's [`operator`]s clean them; rejects go to a dead-letter
+//! [`sink::Sink`]) → the [`engine`] joins them on their key
+//! ([`state::join`]) and feeds the [`aggregate`]s, committing state and
+//! source positions together in RocksDB ([`state::store`]) → [`query`]
+//! answers named questions from committed state, in batch and over
+//! [`http`].
 //!
 //! A topology is written in the TOML DSL ([`dsl`]) or built in code as a
 //! [`dsl::TopologySpec`]; [`dsl::TopologySpec::build`] validates it into a
-//! runnable [`topology::Topology`].
+//! runnable [`topology::Topology`]. What is specific to the Pinterest
+//! pipeline lives in [`pinterest`]; the rest is generic.
 
 pub mod aggregate;
 pub mod config;

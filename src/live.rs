@@ -18,7 +18,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::driver::{self, BatchDone, CommitDone, CommitPolicy, DriverError, Observer};
+use crate::engine::driver::{self, BatchDone, CommitDone, CommitPolicy, DriverError, Observer, RunStats};
 use crate::engine::Engine;
 use crate::kafka::KafkaOptions;
 use crate::live_handle::{BatchCounts, LiveHandle};
@@ -81,25 +81,6 @@ pub struct LiveOptions {
     pub handle: Option<Arc<LiveHandle>>,
 }
 
-/// Counters of a live run.
-#[derive(Debug, Clone)]
-pub struct LiveStats {
-    /// Records consumed and not already in the state.
-    pub records: u64,
-    pub skipped: u64,
-    pub dead_letters: u64,
-    pub commits: u64,
-    /// End-to-end latency in ms: the record's produce time to the moment
-    /// the commit that covers it is durable.
-    pub latency_ms: hdrhistogram::Histogram<u64>,
-    /// Produce time to the moment the daemon polled the record, in ms.
-    pub transit_ms: hdrhistogram::Histogram<u64>,
-    /// Wall time of each commit (dead-letter flush + durable state write), µs.
-    pub commit_us: hdrhistogram::Histogram<u64>,
-    /// From the first record consumed to the last.
-    pub active: Duration,
-}
-
 /// Feeds the HTTP server's metrics, per batch and per commit.
 struct Metered {
     handle: Arc<LiveHandle>,
@@ -123,8 +104,10 @@ impl Observer for Metered {
     }
 }
 
-/// Runs until `stop` is set (or the idle limit passes); commits on the way out.
-pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result<(Engine, LiveStats), LiveError> {
+/// Runs until `stop` is set (or the idle limit passes); commits on the way
+/// out. The stats' `records()` are the records consumed and not already in
+/// the state.
+pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result<(Engine, RunStats), LiveError> {
     if opts.reset_positions && crate::replay::is_state_dir(&opts.state_dir) {
         tracing::warn!(
             "--reset-positions: deleting the state in {} and re-reading every topic from its start",
@@ -187,18 +170,5 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     if let Some(h) = &handle {
         h.set_ready(false);
     }
-    let run = run?;
-    Ok((
-        engine,
-        LiveStats {
-            records: run.delivered - run.skipped,
-            skipped: run.skipped,
-            dead_letters: run.dead_letters,
-            commits: run.commits,
-            latency_ms: run.latency_ms,
-            transit_ms: run.transit_ms,
-            commit_us: run.commit_us,
-            active: run.active,
-        },
-    ))
+    Ok((engine, run?))
 }

@@ -213,16 +213,16 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
     let h = &stats.latency_ms;
     eprintln!(
         "stopped: {} records, {} dead letters, {} re-deliveries skipped, {} commits",
-        thousands(stats.records),
+        thousands(stats.records()),
         thousands(stats.dead_letters),
         thousands(stats.skipped),
         stats.commits
     );
     eprintln!(
                 "stats: records={} active_seconds={:.3} records_per_s={:.0} latency_ms_p50={} latency_ms_p99={} latency_ms_max={} transit_ms_p50={} transit_ms_p99={} commit_ms_p50={} commit_ms_p99={} peak_rss_mb={}",
-                stats.records,
+                stats.records(),
                 secs,
-                stats.records as f64 / secs,
+                stats.records() as f64 / secs,
                 h.value_at_quantile(0.5),
                 h.value_at_quantile(0.99),
                 h.max(),
@@ -300,7 +300,7 @@ pub(crate) fn demo(
     }
     eprintln!(
         "demo: consumed {} records, {} dead letters, {} commits",
-        thousands(stats.records),
+        thousands(stats.records()),
         thousands(stats.dead_letters),
         stats.commits
     );

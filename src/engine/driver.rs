@@ -131,6 +131,13 @@ pub struct RunStats {
     pub active: Duration,
 }
 
+impl RunStats {
+    /// Records delivered and not already in the state.
+    pub fn records(&self) -> u64 {
+        self.delivered - self.skipped
+    }
+}
+
 impl Default for RunStats {
     fn default() -> Self {
         let h = |max| hdrhistogram::Histogram::new_with_bounds(1, max, 3).expect("valid bounds");

@@ -10,6 +10,13 @@
 //! deltas and the positions of every record they include in one RocksDB
 //! write batch. A record whose position is already in the state is skipped
 //! by the driver, so a crash between commits only replays uncommitted work.
+//!
+//! Room to shard: an engine owns whole join keys, and every aggregate
+//! table is written only by merges of pre-aggregated deltas (`aggregate`),
+//! so N engines, each owning the join keys with `hash(key) % N`, can write
+//! partial aggregates into the same tables (or tables merged at read): the
+//! driver would route prepared records by key to N engine threads, and
+//! positions would be committed per task. Not built yet.
 
 pub mod driver;
 pub mod prepare;

@@ -1,4 +1,6 @@
-//! Kafka client settings shared by the daemon, the emulator and the demo.
+//! Kafka client settings shared by the daemon, the emulator and the demo,
+//! the one producer ([`producer`]) and the client context ([`auth`]: MSK
+//! IAM tokens, delivery accounting, consumer-lag statistics).
 //!
 //! Any librdkafka property can be passed through: from a Java-style
 //! `client.properties` file (as the seeds' EC2 client uses) and from
