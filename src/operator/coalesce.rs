@@ -18,13 +18,13 @@ pub struct Spec {
 impl OperatorSpec for Spec {
     fn build(&self) -> Arc<dyn Operator> {
         Arc::new(Coalesce {
-            fields: self.fields.iter().map(|s| intern(s)).collect(),
+            fields: super::names(&self.fields),
             to: intern(&self.to),
         })
     }
 
     fn reads(&self) -> Vec<(&'static str, &str)> {
-        self.fields.iter().map(|f| ("fields", f.as_str())).collect()
+        super::reads_of("fields", &self.fields)
     }
 
     fn writes(&self) -> Vec<&str> {

@@ -20,14 +20,14 @@ pub struct Spec {
 impl OperatorSpec for Spec {
     fn build(&self) -> Arc<dyn Operator> {
         Arc::new(Concat {
-            fields: self.fields.iter().map(|s| intern(s)).collect(),
+            fields: super::names(&self.fields),
             separator: self.separator.clone(),
             to: intern(&self.to),
         })
     }
 
     fn reads(&self) -> Vec<(&'static str, &str)> {
-        self.fields.iter().map(|f| ("fields", f.as_str())).collect()
+        super::reads_of("fields", &self.fields)
     }
 
     fn writes(&self) -> Vec<&str> {

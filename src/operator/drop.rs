@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, Operator, OperatorSpec};
-use crate::model::value::{intern, Name, Record};
+use crate::model::value::{Name, Record};
 
 /// Remove fields.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -17,7 +17,7 @@ pub struct Spec {
 impl OperatorSpec for Spec {
     fn build(&self) -> Arc<dyn Operator> {
         Arc::new(Drop {
-            fields: self.fields.iter().map(|s| intern(s)).collect(),
+            fields: super::names(&self.fields),
         })
     }
 

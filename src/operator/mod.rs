@@ -94,6 +94,16 @@ pub trait OperatorSpec {
     }
 }
 
+/// `reads()` of a list argument: each field with its TOML key.
+pub fn reads_of<'a>(key: &'static str, fields: &'a [String]) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|f| (key, f.as_str())).collect()
+}
+
+/// Interned field names of a list argument.
+pub fn names(fields: &[String]) -> Vec<crate::model::value::Name> {
+    fields.iter().map(|s| crate::model::value::intern(s)).collect()
+}
+
 /// Adds a field to a "needed" list once.
 pub fn add_needed(needed: &mut Vec<String>, f: &str) {
     if !needed.iter().any(|n| n == f) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, Operator, OperatorSpec};
-use crate::model::value::{intern, Name, Record, Value};
+use crate::model::value::{Name, Record, Value};
 
 /// Keep exactly these fields, in this order (missing ones become null).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -17,12 +17,12 @@ pub struct Spec {
 impl OperatorSpec for Spec {
     fn build(&self) -> Arc<dyn Operator> {
         Arc::new(Select {
-            fields: self.fields.iter().map(|s| intern(s)).collect(),
+            fields: super::names(&self.fields),
         })
     }
 
     fn reads(&self) -> Vec<(&'static str, &str)> {
-        self.fields.iter().map(|f| ("fields", f.as_str())).collect()
+        super::reads_of("fields", &self.fields)
     }
 
     fn check(&self, c: &mut Check<'_>) {

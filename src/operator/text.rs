@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, Operator, OperatorSpec};
-use crate::model::value::{intern, Name, Record, Value};
+use crate::model::value::{Name, Record, Value};
 
 /// Lowercase the string values of `fields` (Unicode lowercase).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -34,7 +34,7 @@ fn check_fields(fields: &[String], c: &mut Check<'_>) {
 impl OperatorSpec for Lowercase {
     fn build(&self) -> Arc<dyn Operator> {
         Arc::new(EachString {
-            fields: self.fields.iter().map(|s| intern(s)).collect(),
+            fields: super::names(&self.fields),
             f: |s| {
                 if s.chars().any(char::is_uppercase) {
                     *s = s.to_lowercase();
@@ -44,7 +44,7 @@ impl OperatorSpec for Lowercase {
     }
 
     fn reads(&self) -> Vec<(&'static str, &str)> {
-        self.fields.iter().map(|f| ("fields", f.as_str())).collect()
+        super::reads_of("fields", &self.fields)
     }
 
     fn check(&self, c: &mut Check<'_>) {
@@ -55,7 +55,7 @@ impl OperatorSpec for Lowercase {
 impl OperatorSpec for Trim {
     fn build(&self) -> Arc<dyn Operator> {
         Arc::new(EachString {
-            fields: self.fields.iter().map(|s| intern(s)).collect(),
+            fields: super::names(&self.fields),
             f: |s| {
                 let t = s.trim();
                 if t.len() != s.len() {
@@ -66,7 +66,7 @@ impl OperatorSpec for Trim {
     }
 
     fn reads(&self) -> Vec<(&'static str, &str)> {
-        self.fields.iter().map(|f| ("fields", f.as_str())).collect()
+        super::reads_of("fields", &self.fields)
     }
 
     fn check(&self, c: &mut Check<'_>) {

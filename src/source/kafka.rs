@@ -28,6 +28,7 @@ use super::{Batch, Poll, RawRecord, Source, SourceError};
 use crate::engine::Engine;
 use crate::kafka::{KafkaContext, KafkaOptions};
 use crate::metrics::Metrics;
+use crate::model::offsets::Positions;
 
 /// Most records taken from the consumer's queue per poll.
 const MAX_POLL_RECORDS: usize = 2000;
@@ -50,6 +51,8 @@ pub struct KafkaSourceOptions {
 pub struct KafkaSource<'a> {
     consumer: BaseConsumer<KafkaContext>,
     opts: KafkaSourceOptions,
+    /// Every partition of the source topics.
+    parts: Vec<(String, i32)>,
     assigned: TopicPartitionList,
     /// Where each resumed partition must start; checked on its first record.
     resume_check: HashMap<(String, i32), i64>,
@@ -62,9 +65,9 @@ pub struct KafkaSource<'a> {
 }
 
 impl<'a> KafkaSource<'a> {
-    /// Connects, checks that the state's positions belong to these topics
-    /// (`check::check_source_identity`) and assigns every partition at the
-    /// position the state holds.
+    /// Connects and checks that the state's positions belong to these
+    /// topics (`check::check_source_identity`); [`Source::resume`] then
+    /// assigns every partition at the position the state holds.
     pub fn open(opts: KafkaSourceOptions, engine: &Engine, stop: &'a AtomicBool) -> Result<Self, SourceError> {
         let mut cfg: ClientConfig = opts.kafka.client_config_with(&[
             // Latency: don't let a broker hold a fetch for 500 ms (librdkafka's
@@ -89,36 +92,13 @@ impl<'a> KafkaSource<'a> {
         let consumer: BaseConsumer<KafkaContext> = cfg.create_with_context(context)?;
         let parts = topic_partitions(&consumer, &opts.kafka.brokers, &opts.topics, stop)?;
         super::check::check_source_identity(&consumer, &opts.kafka, engine, &parts, &opts.state_dir)?;
-        let mut assigned = TopicPartitionList::new();
-        let mut resume_check = HashMap::new();
-        let mut next = HashMap::new();
-        for (t, p) in &parts {
-            let stored = engine
-                .positions()
-                .get(t, *p)
-                .and_then(|r| r.ranges().last().map(|x| x.1));
-            let offset = match stored {
-                Some(n) => {
-                    resume_check.insert((t.clone(), *p), n);
-                    next.insert((t.clone(), *p), n);
-                    Offset::Offset(n)
-                }
-                None => Offset::Beginning,
-            };
-            assigned.add_partition_offset(t, *p, offset)?;
-        }
-        consumer.assign(&assigned)?;
-        tracing::info!(
-            "consuming {} partitions of {}",
-            assigned.count(),
-            opts.topics.join(", ")
-        );
         Ok(KafkaSource {
             consumer,
             opts,
-            assigned,
-            resume_check,
-            next,
+            parts,
+            assigned: TopicPartitionList::new(),
+            resume_check: HashMap::new(),
+            next: HashMap::new(),
             ready: VecDeque::new(),
             last_record: Instant::now(),
             throttle: Throttle { last: HashMap::new() },
@@ -222,6 +202,31 @@ impl<'a> KafkaSource<'a> {
 }
 
 impl Source for KafkaSource<'_> {
+    fn resume(&mut self, state: &Positions) -> Result<(), SourceError> {
+        let mut assigned = TopicPartitionList::new();
+        for (t, p) in &self.parts {
+            let stored = state.get(t, *p).and_then(|r| r.ranges().last().map(|x| x.1));
+            let offset = match stored {
+                Some(n) => {
+                    self.resume_check.insert((t.clone(), *p), n);
+                    self.next.insert((t.clone(), *p), n);
+                    Offset::Offset(n)
+                }
+                None => Offset::Beginning,
+            };
+            assigned.add_partition_offset(t, *p, offset)?;
+        }
+        self.consumer.assign(&assigned)?;
+        tracing::info!(
+            "consuming {} partitions of {}",
+            assigned.count(),
+            self.opts.topics.join(", ")
+        );
+        self.assigned = assigned;
+        self.last_record = Instant::now();
+        Ok(())
+    }
+
     fn poll(&mut self) -> Result<Poll, SourceError> {
         if self.ready.is_empty() {
             if self.stop.load(Ordering::Relaxed) {
