@@ -362,7 +362,8 @@ fn page_after(names: &[String], after: Option<&str>, limit: usize) -> (Vec<Strin
 pub async fn describe_stream(State(state): State<AppState>, Path(stream): Path<String>) -> Result<Json<J>, ApiError> {
     let not_found = || {
         ApiError::not_found(format!(
-            "stream `{stream}` not found: streams are named streaming-<prefix>-pin|geo|user"
+            "stream `{stream}` not found: streams are named streaming-<prefix>-{}",
+            state.0.topo.topic_kinds().join("|")
         ))
     };
     let topic = stream_topic(&state, &stream).ok_or_else(not_found)?;
@@ -408,7 +409,8 @@ fn kinesis_checks(
     let body = body.map_err(body_error)?;
     let topic = stream_topic(state, stream).ok_or_else(|| {
         ApiError::not_found(format!(
-            "stream `{stream}` not found: streams are named streaming-<prefix>-pin|geo|user"
+            "stream `{stream}` not found: streams are named streaming-<prefix>-{}",
+            state.0.topo.topic_kinds().join("|")
         ))
     })?;
     let doc = parse_json(&body)?;

@@ -227,7 +227,7 @@ pub const ROUTES: &[Route] = &[
         method: "GET",
         path: "/streams",
         guarded: false,
-        summary: "Kinesis-style streams (streaming-<prefix>-pin|geo|user)",
+        summary: "Kinesis-style streams (streaming-<prefix>-<kind> for each source topic <prefix>.<kind>)",
         handler: || get(ingest::streams),
     },
     Route {

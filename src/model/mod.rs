@@ -2,5 +2,6 @@
 //! ([`value`]), the order-preserving key and row codecs ([`codec`]), and
 //! source positions as offset ranges ([`offsets`]).
 
+pub mod codec;
 pub mod offsets;
 pub mod value;
