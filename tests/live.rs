@@ -81,10 +81,14 @@ fn live_answers_equal_the_replay_of_the_same_deliveries() {
 #[test]
 fn sigkill_at_random_points_loses_nothing_and_counts_nothing_twice() {
     let prefix = "live2";
-    let mock = cluster_with(prefix, 8);
+    // Sized so that the kills land before the daemon has consumed it all
+    // (it was 20,000 posts over 8 partitions until the driver prepared
+    // records on both cores; then the first kill sometimes came after the
+    // end). 16 partitions keep each under the mock broker's trim size.
+    let mock = cluster_with(prefix, 16);
     let bs = mock.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
-    let posts = 20_000;
+    let posts = 50_000;
     emulate_to_kafka(&bs, prefix, posts, 8, &[]);
     let want = replayed(dir.path(), posts, 8, prefix);
     let state = dir.path().join("state").display().to_string();
