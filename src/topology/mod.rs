@@ -11,9 +11,11 @@
 //! where the schema is known, aggregates, queries, columns); every source is
 //! an input of the join; aggregate and query names are unique.
 
+mod query;
+
 use std::collections::HashSet;
 
-use crate::dsl::{self, AggregateSpec, Function, OpSpec, QueryKind, QuerySpec, SpecError, TopologySpec};
+use crate::dsl::{self, AggregateSpec, Function, OpSpec, QueryKind, SpecError, TopologySpec};
 use crate::model::value::{intern, Name};
 use crate::operator::{self, Operator};
 use std::sync::Arc;
@@ -196,9 +198,7 @@ fn need_field(known: &Option<Vec<String>>, f: &str, path: &str, what: &str, erro
     if let Some(k) = known {
         if !k.iter().any(|x| x == f) {
             let cands: Vec<&str> = k.iter().map(String::as_str).collect();
-            let hint = dsl::suggest(f, &cands)
-                .map(|s| format!("did you mean `{s}`?"))
-                .unwrap_or_else(|| format!("joined rows have: {}", k.join(", ")));
+            let hint = dsl::did_you_mean(f, &cands, "joined rows have");
             errors.push(SpecError::new(path, format!("{what} `{f}` is not a field of the joined rows")).hint(hint));
         }
     }
@@ -276,12 +276,8 @@ impl TopologySpec {
                 None => {
                     let cands: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
                     errors.push(
-                        SpecError::new(format!("join.inputs[{k}]"), format!("unknown source `{name}`")).hint(
-                            dsl::suggest(name, &cands).map_or_else(
-                                || format!("sources: {}", cands.join(", ")),
-                                |s| format!("did you mean `{s}`?"),
-                            ),
-                        ),
+                        SpecError::new(format!("join.inputs[{k}]"), format!("unknown source `{name}`"))
+                            .hint(dsl::did_you_mean(name, &cands, "sources")),
                     );
                 }
             }
@@ -400,7 +396,7 @@ impl TopologySpec {
             .queries
             .iter()
             .enumerate()
-            .filter_map(|(i, q)| build_query(i, q, self, &aggregates, &mut errors))
+            .filter_map(|(i, q)| query::build_query(i, q, self, &aggregates, &mut errors))
             .collect();
         let answers = if self.answers.is_empty() {
             (0..queries.len()).collect()
@@ -510,123 +506,6 @@ impl TopologySpec {
             fingerprint: fnv1a(shape.as_bytes()),
         })
     }
-}
-
-fn build_query(
-    i: usize,
-    q: &QuerySpec,
-    spec: &TopologySpec,
-    aggregates: &[Aggregate],
-    errors: &mut Vec<SpecError>,
-) -> Option<Query> {
-    let path = format!("query[{i}]");
-    let Some(a_idx) = spec.aggregates.iter().position(|a| a.name == q.from) else {
-        let cands: Vec<&str> = spec.aggregates.iter().map(|a| a.name.as_str()).collect();
-        errors.push(
-            SpecError::new(format!("{path}.from"), format!("unknown aggregate `{}`", q.from)).hint(
-                dsl::suggest(&q.from, &cands).map_or_else(
-                    || format!("aggregates: {}", cands.join(", ")),
-                    |s| format!("did you mean `{s}`?"),
-                ),
-            ),
-        );
-        return None;
-    };
-    let agg = aggregates.get(a_idx)?;
-    let col = |name: &str, what: &str, errors: &mut Vec<SpecError>| -> Option<usize> {
-        let found = agg.columns.iter().position(|c| c == name);
-        if found.is_none() {
-            let cands: Vec<&str> = agg.columns.iter().map(String::as_str).collect();
-            errors.push(
-                SpecError::new(
-                    format!("{path}.{what}"),
-                    format!("`{name}` is not a column of aggregate `{}`", agg.name),
-                )
-                .hint(dsl::suggest(name, &cands).map_or_else(
-                    || format!("columns: {}", cands.join(", ")),
-                    |s| format!("did you mean `{s}`?"),
-                )),
-            );
-        }
-        found
-    };
-    let mut ok = true;
-    let mut per = Vec::new();
-    for p in &q.per {
-        match agg.group_by.iter().position(|g| &**g == p) {
-            Some(k) => per.push(k),
-            None => {
-                ok = false;
-                errors.push(
-                    SpecError::new(
-                        format!("{path}.per"),
-                        format!("`{p}` is not a group_by field of `{}`", agg.name),
-                    )
-                    .hint(format!(
-                        "group_by: {}",
-                        agg.group_by.iter().map(|g| &**g).collect::<Vec<_>>().join(", ")
-                    )),
-                );
-            }
-        }
-    }
-    if q.kind == QueryKind::Rows && !q.per.is_empty() {
-        errors.push(SpecError::new(
-            format!("{path}.per"),
-            "`per` only applies to kind = \"top\"",
-        ));
-    }
-    let range = match &q.range {
-        Some(r) => match col(&r.field, "range.field", errors) {
-            Some(c) => Some((c, r.min, r.max)),
-            None => {
-                ok = false;
-                None
-            }
-        },
-        None => None,
-    };
-    if q.q.is_some() && !agg.function.imp().takes_quantile() {
-        errors.push(SpecError::new(
-            format!("{path}.q"),
-            "`q` only applies to quantiles aggregates",
-        ));
-    }
-    let qv = q.q.unwrap_or(0.5);
-    if !(0.0..=1.0).contains(&qv) {
-        errors.push(SpecError::new(
-            format!("{path}.q"),
-            format!("q = {qv} is outside [0, 1]"),
-        ));
-    }
-    if q.columns.is_empty() {
-        errors.push(SpecError::new(format!("{path}.columns"), "no columns").hint(format!(
-            "columns of `{}`: {}",
-            agg.name,
-            agg.columns.join(", ")
-        )));
-    }
-    let mut columns = Vec::new();
-    for c in &q.columns {
-        let (src, out) = match c.split_once(" as ") {
-            Some((a, b)) => (a.trim(), b.trim()),
-            None => (c.trim(), c.trim()),
-        };
-        match col(src, "columns", errors) {
-            Some(k) => columns.push((k, out.to_string())),
-            None => ok = false,
-        }
-    }
-    ok.then(|| Query {
-        name: q.name.clone(),
-        description: q.description.clone(),
-        aggregate: a_idx,
-        kind: q.kind,
-        per,
-        range,
-        q: qv,
-        columns,
-    })
 }
 
 #[cfg(test)]
