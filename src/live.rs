@@ -18,48 +18,18 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::driver::{self, BatchDone, CommitDone, CommitPolicy, DriverError, Observer, RunStats};
+use crate::engine::driver::{self, BatchDone, CommitDone, CommitPolicy, Observer, RunStats};
 use crate::engine::Engine;
 use crate::kafka::KafkaOptions;
 use crate::live_handle::{BatchCounts, LiveHandle};
 pub use crate::sink::kafka::DlqTarget;
-use crate::sink::SinkError;
 use crate::source::kafka::{KafkaSource, KafkaSourceOptions};
-use crate::source::SourceError;
 use crate::state::store::{Durability, StoreError};
 use crate::topology::Topology;
 
-#[derive(Debug, thiserror::Error)]
-pub enum LiveError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-}
-
-impl From<DriverError> for LiveError {
-    fn from(e: DriverError) -> Self {
-        match e {
-            DriverError::Store(e) => LiveError::Store(e),
-            DriverError::Source(e) => LiveError::Source(e),
-            DriverError::Sink(e) => LiveError::Sink(e),
-        }
-    }
-}
-
-impl LiveError {
-    /// Whether a supervisor should restart the daemon (broker trouble) or
-    /// give up (configuration, corruption).
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            LiveError::Store(e) => e.is_retryable(),
-            LiveError::Source(e) => e.is_retryable(),
-            LiveError::Sink(e) => e.is_retryable(),
-        }
-    }
-}
+/// What stops the daemon: the driver's errors (state, source, sink), each
+/// classified by `is_retryable` for a supervisor.
+pub use crate::engine::driver::DriverError as LiveError;
 
 #[derive(Debug, Clone)]
 pub struct LiveOptions {

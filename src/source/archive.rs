@@ -191,13 +191,9 @@ impl ArchiveFile {
 
     /// Reads the file into a batch of records with their offsets.
     pub fn read(&self) -> Batch {
-        let mut data = Vec::new();
-        self.read_with(&mut data)
-    }
-
-    fn read_with(&self, buf: &mut Vec<u8>) -> Batch {
-        let read_error = self.read_into(buf).err();
-        let records = lines(buf, self.start_offset)
+        let mut buf = Vec::new();
+        let read_error = self.read_into(&mut buf).err();
+        let records = lines(&buf, self.start_offset)
             .map(|(offset, bytes)| RawRecord {
                 offset,
                 bytes: bytes.to_vec(),
