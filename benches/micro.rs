@@ -1,0 +1,207 @@
+//! Micro-benchmarks of the hot path's parts (criterion):
+//!
+//! * `parse_clean/<topic>`: one raw record → cleaned, projected row (`prepare`);
+//! * `join_update`: the three rows of new posts into the join (each post
+//!   becomes complete, so this includes building its joined row and the
+//!   aggregate updates it causes);
+//! * `aggregate_update`: one joined row into every aggregate's buffers;
+//! * `sketch/*`: building, merging and querying quantile sketches, exact
+//!   (few distinct values, the pipeline's case) and t-digest;
+//! * `rocksdb_commit`: the write batch of 10,000 posts' join rows,
+//!   aggregate deltas and positions, written and flushed (durable state).
+//!
+//!     cargo bench --bench micro [-- FILTER]
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use pinstream::aggregate::buffers::AggBuffers;
+use pinstream::aggregate::sketch::Sketch;
+use pinstream::engine::prepare::{prepare, Prepared};
+use pinstream::engine::{joined_row, Engine};
+use pinstream::pinterest::emulate::Emulator;
+use pinstream::state::store::{Durability, Store};
+use pinstream::topology::Topology;
+
+const POSTS: i64 = 10_000;
+
+fn topology() -> Arc<Topology> {
+    Arc::new(pinstream::load_topology(pinstream::PINTEREST_TOPOLOGY).expect("the product topology builds"))
+}
+
+/// Raw records of posts `0..n` per source, as the emulator sends them.
+fn raw(n: i64) -> [Vec<String>; 3] {
+    let em = Emulator::new(100);
+    let ind = |k: i64| Emulator::ind_of(k as u64);
+    [
+        (0..n)
+            .map(|k| serde_json::to_string(&em.pin(ind(k))).unwrap())
+            .collect(),
+        (0..n)
+            .map(|k| serde_json::to_string(&em.geo(ind(k), k % 2 == 0)).unwrap())
+            .collect(),
+        (0..n)
+            .map(|k| serde_json::to_string(&em.user(ind(k), k % 2 == 1)).unwrap())
+            .collect(),
+    ]
+}
+
+/// Source index of each topic in the topology, in `raw`'s order.
+fn sources(topo: &Topology) -> [usize; 3] {
+    ["pin", "geo", "user"].map(|n| topo.sources.iter().position(|s| s.name == n).expect("source"))
+}
+
+fn prepared(topo: &Topology, raw: &[Vec<String>; 3]) -> Vec<(usize, Prepared)> {
+    let src = sources(topo);
+    let mut out = Vec::new();
+    for k in 0..raw[0].len() {
+        for t in 0..3 {
+            out.push((
+                src[t],
+                prepare(topo, src[t], raw[t][k].as_bytes()).expect("emulated records are valid"),
+            ));
+        }
+    }
+    out
+}
+
+fn parse_clean(c: &mut Criterion) {
+    let topo = topology();
+    let raw = raw(1000);
+    let src = sources(&topo);
+    let mut g = c.benchmark_group("parse_clean");
+    for (t, name) in ["pin", "geo", "user"].iter().enumerate() {
+        let bytes: usize = raw[t].iter().map(String::len).sum();
+        g.throughput(Throughput::Bytes(bytes as u64));
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                for line in &raw[t] {
+                    std::hint::black_box(prepare(&topo, src[t], line.as_bytes()).unwrap());
+                }
+            })
+        });
+    }
+    g.finish();
+}
+
+fn join_update(c: &mut Criterion) {
+    let topo = topology();
+    let recs = prepared(&topo, &raw(POSTS));
+    let mut g = c.benchmark_group("join_update");
+    g.throughput(Throughput::Elements(recs.len() as u64));
+    g.sample_size(20);
+    g.bench_function("3_records_per_new_post", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let engine = Engine::open(topo.clone(), dir.path(), 1 << 20, Durability::Ephemeral).unwrap();
+                (dir, engine, recs.clone())
+            },
+            |(dir, mut engine, recs)| {
+                for (src, p) in recs {
+                    engine.process(src, &p.key, p.row).unwrap();
+                }
+                assert_eq!(engine.stats.joined, POSTS as u64);
+                (dir, engine)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn aggregate_update(c: &mut Criterion) {
+    let topo = topology();
+    let recs = prepared(&topo, &raw(1000));
+    let rows: Vec<_> = recs
+        .chunks(3)
+        .map(|post| {
+            // The join's slots are in its inputs' order.
+            let mut slots: Vec<Option<Box<[u8]>>> = vec![None; topo.join.inputs.len()];
+            for (src, p) in post {
+                let slot = topo.join.inputs.iter().position(|i| i == src).unwrap();
+                slots[slot] = Some(p.row.clone());
+            }
+            joined_row(&topo, &post[0].1.key, &slots).unwrap()
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with(dir.path(), &topo, Durability::Ephemeral).unwrap();
+    let mut aggs = AggBuffers::new(&topo, &store).unwrap();
+    let mut g = c.benchmark_group("aggregate_update");
+    g.throughput(Throughput::Elements(rows.len() as u64));
+    g.bench_function("joined_row_into_every_aggregate", |b| {
+        b.iter(|| {
+            for r in &rows {
+                aggs.apply(&topo, r, 1);
+            }
+        })
+    });
+    g.finish();
+}
+
+fn sketch(c: &mut Criterion) {
+    // Follower counts as the pipeline sees them: coarse (exact sketch), and
+    // a continuous spread that forces the t-digest.
+    let coarse: Vec<(f64, i64)> = (0..10_000).map(|i| (((i * 7919) % 300) as f64 * 1000.0, 1)).collect();
+    let spread: Vec<(f64, i64)> = (0..10_000).map(|i| (((i * 7919) % 100_003) as f64, 1)).collect();
+    let mut g = c.benchmark_group("sketch");
+    g.throughput(Throughput::Elements(10_000));
+    for (name, values) in [("exact", &coarse), ("tdigest", &spread)] {
+        g.bench_function(format!("{name}/insert_10k"), |b| {
+            b.iter(|| Sketch::from_weighted(200.0, std::hint::black_box(values)))
+        });
+        let (a, bb) = (
+            Sketch::from_weighted(200.0, &values[..5000]),
+            Sketch::from_weighted(200.0, &values[5000..]),
+        );
+        g.bench_function(format!("{name}/merge"), |b| {
+            b.iter_batched(
+                || (a.clone(), bb.clone()),
+                |(x, y)| x.merge(y, 200.0),
+                BatchSize::SmallInput,
+            )
+        });
+        let full = Sketch::from_weighted(200.0, values);
+        g.bench_function(format!("{name}/median"), |b| {
+            b.iter(|| full.quantile(std::hint::black_box(0.5)))
+        });
+    }
+    g.finish();
+}
+
+fn rocksdb_commit(c: &mut Criterion) {
+    let topo = topology();
+    let recs = prepared(&topo, &raw(POSTS));
+    let mut g = c.benchmark_group("rocksdb_commit");
+    g.throughput(Throughput::Elements(POSTS as u64));
+    g.sample_size(10);
+    g.bench_function("10k_posts_durable", |b| {
+        b.iter_batched(
+            || {
+                let dir = tempfile::tempdir().unwrap();
+                let mut engine = Engine::open(topo.clone(), dir.path(), 1 << 20, Durability::Flush).unwrap();
+                for (i, (src, p)) in recs.clone().into_iter().enumerate() {
+                    engine.mark("bench", src as i32, i as i64);
+                    engine.process(src, &p.key, p.row).unwrap();
+                }
+                (dir, engine)
+            },
+            |(dir, mut engine)| {
+                engine.sync().unwrap();
+                (dir, engine)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    parse_clean,
+    join_update,
+    aggregate_update,
+    sketch,
+    rocksdb_commit
+);
+criterion_main!(benches);
