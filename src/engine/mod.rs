@@ -244,6 +244,13 @@ impl Engine {
         self.aggs.set_clock(now);
     }
 
+    /// Ends a temporary replay's engine cheaply (see
+    /// [`JoinState::leak_cache`]): only for a process about to exit whose
+    /// state is thrown away; the engine must not process anything after.
+    pub fn leak_join_cache(mut self) {
+        self.join.leak_cache();
+    }
+
     /// Records marked since the last commit.
     pub fn pending(&self) -> usize {
         self.pending
@@ -264,8 +271,9 @@ pub fn joined_row(topo: &Topology, key: &[u8], slots: &[Option<Box<[u8]>>]) -> R
     for (slot, &src) in topo.join.inputs.iter().enumerate() {
         let bytes = slots[slot].as_deref().ok_or_else(|| corrupt("incomplete join entry"))?;
         let values = decode_row(bytes).ok_or_else(|| corrupt("join row does not decode"))?;
-        for (name, v) in topo.sources[src].projection.iter().zip(values) {
-            if rec.get(name).is_none() {
+        let takes = &topo.join.takes[slot];
+        for ((name, v), &take) in topo.sources[src].projection.iter().zip(values).zip(takes) {
+            if take {
                 rec.fields.push((name.clone(), v));
             }
         }

@@ -53,7 +53,7 @@ impl Operator for Array {
             .iter()
             .map(|f| rec.get(f).cloned().unwrap_or(Value::Null))
             .collect();
-        rec.set(&self.to, Value::Array(items));
+        rec.set_name(&self.to, Value::Array(items));
         Ok(())
     }
 }

@@ -76,7 +76,7 @@ impl Operator for Bucket {
                 .find(|(lo, hi, _)| lo.is_none_or(|lo| x >= lo) && hi.is_none_or(|hi| x <= hi))
                 .map(|(_, _, l)| Value::Str(l.clone()))
         });
-        rec.set(&self.to, label.unwrap_or(Value::Null));
+        rec.set_name(&self.to, label.unwrap_or(Value::Null));
         Ok(())
     }
 }

@@ -56,7 +56,7 @@ impl Operator for Coalesce {
             .iter()
             .find_map(|f| rec.get(f).filter(|v| !v.is_null()).cloned())
             .unwrap_or(Value::Null);
-        rec.set(&self.to, first);
+        rec.set_name(&self.to, first);
         Ok(())
     }
 }

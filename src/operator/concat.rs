@@ -56,7 +56,7 @@ impl Operator for Concat {
         for (i, f) in self.fields.iter().enumerate() {
             match rec.get(f) {
                 None | Some(Value::Null) => {
-                    rec.set(&self.to, Value::Null);
+                    rec.set_name(&self.to, Value::Null);
                     return Ok(());
                 }
                 Some(v) => {
@@ -67,7 +67,7 @@ impl Operator for Concat {
                 }
             }
         }
-        rec.set(&self.to, Value::Str(out));
+        rec.set_name(&self.to, Value::Str(out));
         Ok(())
     }
 }

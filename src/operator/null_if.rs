@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, Operator, OperatorSpec};
-use crate::model::value::{intern, Name, Record, Value};
+use crate::model::value::{intern, same_name, Name, Record, Value};
 
 /// Which fields an operator applies to: `"*"` (every field) or a list.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -66,7 +66,11 @@ struct NullIf {
 impl Operator for NullIf {
     fn apply(&self, rec: &mut Record) -> Result<(), String> {
         for (name, v) in rec.fields.iter_mut() {
-            if self.fields.as_ref().is_some_and(|f| !f.contains(name)) {
+            if self
+                .fields
+                .as_ref()
+                .is_some_and(|f| !f.iter().any(|n| same_name(n, name)))
+            {
                 continue;
             }
             if let Value::Str(s) = v {

@@ -42,7 +42,7 @@ struct ParseCount {
 impl Operator for ParseCount {
     fn apply(&self, rec: &mut Record) -> Result<(), String> {
         let parsed = rec.get(&self.field).map(parse_count).unwrap_or(Value::Null);
-        rec.set(&self.to, parsed);
+        rec.set_name(&self.to, parsed);
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, Operator, OperatorSpec};
-use crate::model::value::{Name, Record, Value};
+use crate::model::value::{same_name, Name, Record, Value};
 
 /// Keep exactly these fields, in this order (missing ones become null).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -49,7 +49,7 @@ impl Operator for Select {
             .map(|f| {
                 let v = old
                     .iter_mut()
-                    .find(|(n, _)| n == f)
+                    .find(|(n, _)| same_name(n, f))
                     .map(|(_, v)| std::mem::replace(v, Value::Null))
                     .unwrap_or(Value::Null);
                 (f.clone(), v)

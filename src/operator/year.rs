@@ -44,7 +44,7 @@ impl Operator for Year {
             Some(Value::Ts(t)) => Value::Int(year_of(*t)),
             _ => Value::Null,
         };
-        rec.set(&self.to, y);
+        rec.set_name(&self.to, y);
         Ok(())
     }
 }

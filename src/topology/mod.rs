@@ -53,6 +53,29 @@ pub struct Join {
     /// Source indices, in input order.
     pub inputs: Vec<usize>,
     pub ops: Vec<Arc<dyn Operator>>,
+    /// Per input (in input order), which of its projected columns the
+    /// joined row takes: a name already taken (the key, or an earlier
+    /// input's column) is skipped. Planned once here, so building a joined
+    /// row never searches it by name.
+    pub takes: Vec<Vec<bool>>,
+}
+
+/// See [`Join::takes`]: the first occurrence of each name wins.
+fn join_takes<'a>(key: &str, projections: impl Iterator<Item = &'a [Name]>) -> Vec<Vec<bool>> {
+    let mut taken: Vec<&str> = vec![key];
+    projections
+        .map(|cols| {
+            cols.iter()
+                .map(|c| {
+                    let new = !taken.contains(&&**c);
+                    if new {
+                        taken.push(c);
+                    }
+                    new
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// A tumbling window, in seconds.
@@ -469,7 +492,7 @@ impl TopologySpec {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let sources = self
+        let sources: Vec<Source> = self
             .sources
             .iter()
             .zip(projections)
@@ -491,12 +514,14 @@ impl TopologySpec {
             })
             .collect();
         let shape = serde_json::to_string(&(&self.sources, &self.join, &self.aggregates)).unwrap_or_default();
+        let takes = join_takes(&join.key, input_idx.iter().map(|&i| &sources[i].projection[..]));
         Ok(Topology {
             spec: self.clone(),
             sources,
             join: Join {
                 name: join.name.clone(),
                 key: intern(&join.key),
+                takes,
                 inputs: input_idx,
                 ops: join.ops.iter().map(OpSpec::build).collect(),
             },
