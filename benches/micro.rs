@@ -53,11 +53,11 @@ fn sources(topo: &Topology) -> [usize; 3] {
 fn prepared(topo: &Topology, raw: &[Vec<String>; 3]) -> Vec<(usize, Prepared)> {
     let src = sources(topo);
     let mut out = Vec::new();
-    for k in 0..raw[0].len() {
-        for t in 0..3 {
+    for ((pin, geo), user) in raw[0].iter().zip(&raw[1]).zip(&raw[2]) {
+        for (t, line) in [pin, geo, user].into_iter().enumerate() {
             out.push((
                 src[t],
-                prepare(topo, src[t], raw[t][k].as_bytes()).expect("emulated records are valid"),
+                prepare(topo, src[t], line.as_bytes()).expect("emulated records are valid"),
             ));
         }
     }

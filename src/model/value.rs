@@ -454,6 +454,27 @@ mod tests {
         assert!(Record::from_json(b"{\"a\":").is_err());
     }
 
+    /// Regression (performance issue): lookups compare addresses first;
+    /// equal names in different allocations, and names that differ only
+    /// after the first byte, must still be told apart correctly.
+    #[test]
+    fn same_name_by_address_or_bytes() {
+        let a = intern("title");
+        let other_alloc: String = "title".into();
+        assert!(same_name(&a, &a));
+        assert!(same_name(&a, &other_alloc));
+        assert!(!same_name(&a, "tiTle"));
+        assert!(!same_name(&a, "titles"));
+        assert!(!same_name("", "x"));
+        assert!(same_name("", ""));
+        let mut r = Record::new();
+        r.set_name(&a, Value::Int(1));
+        r.set("title", Value::Int(2));
+        assert_eq!(r.fields.len(), 1);
+        assert_eq!(r.get(&other_alloc), Some(&Value::Int(2)));
+        assert_eq!(r.get("titl"), None);
+    }
+
     #[test]
     fn total_order_compares_ints_with_floats() {
         assert_eq!(Value::Int(2).total_cmp(&Value::Float(2.5)), Ordering::Less);

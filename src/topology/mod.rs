@@ -546,4 +546,17 @@ mod tests {
         assert_eq!(parse_duration("1y"), None);
         assert_eq!(parse_duration("h"), None);
     }
+
+    /// The joined row takes the key once and each other name from the
+    /// first input that projects it.
+    #[test]
+    fn join_takes_first_occurrence_of_each_name() {
+        let n = |v: &[&str]| v.iter().map(|s| intern(s)).collect::<Vec<Name>>();
+        let (a, b, c) = (n(&["ind", "x", "y"]), n(&["ind", "y", "z"]), n(&["z", "w"]));
+        let takes = join_takes("ind", [&a[..], &b[..], &c[..]].into_iter());
+        assert_eq!(
+            takes,
+            vec![vec![false, true, true], vec![false, false, true], vec![false, true]]
+        );
+    }
 }
