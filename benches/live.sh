@@ -8,10 +8,11 @@
 #     p50/p99, at a fixed offered load of RATE records/s for SECONDS seconds,
 #     and the daemon's peak RSS.
 #
-#   benches/live.sh [POSTS] [RATE] [SECONDS]   (defaults 100000, 10000, 30)
+#   benches/live.sh [POSTS] [RATE] [SECONDS] [INTERVAL_MS]
+#   (defaults 100000, 10000, 30, 1000: the commit interval of step 2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-POSTS=${1:-100000}; RATE=${2:-10000}; SECONDS_=${3:-30}
+POSTS=${1:-100000}; RATE=${2:-10000}; SECONDS_=${3:-30}; INTERVAL=${4:-1000}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pinstream-target}"
 cargo build --release --quiet --bin pinstream --example bare_consumer
 BIN="$CARGO_TARGET_DIR/release/pinstream"; BARE="$CARGO_TARGET_DIR/release/examples/bare_consumer"
@@ -35,8 +36,8 @@ TOTAL=$("$BIN" emulate --posts "$POSTS" --archive "$WORK/count" 2>&1 | sed 's/.*
 
 P=lt$$
 "$BIN" emulate --brokers "$B" --prefix $P --posts 1 --create-topics 3 >/dev/null 2>&1
-( /usr/bin/time -f 'daemon peak RSS %M kB' "$BIN" run --brokers "$B" --prefix $P --state-dir "$WORK/s2" --commit-interval-ms 1000 2>&1 \
-    | grep -E '^stats:|RSS' | sed "s/^/daemon at $RATE records\/s: /" ) & RUN=$!
+( /usr/bin/time -f 'daemon peak RSS %M kB' "$BIN" run --brokers "$B" --prefix $P --state-dir "$WORK/s2" --commit-interval-ms "$INTERVAL" 2>&1 \
+    | grep -E '^stats:|RSS' | sed "s/^/daemon at $RATE records\/s, commit interval $INTERVAL ms: /" ) & RUN=$!
 sleep 2
 POSTS2=$(awk -v r="$RATE" -v s="$SECONDS_" 'BEGIN{printf "%d", r*s/3.9}')
 "$BIN" emulate --brokers "$B" --prefix $P --posts "$POSTS2" --rate "$RATE" 2>&1 | tail -1
