@@ -53,12 +53,15 @@ FROM pin AS p INNER JOIN geo AS g ON p.ind = g.ind INNER JOIN usr AS u ON p.ind 
 # too), so results that reuse a column's name are named apart, then renamed.
 RENAME = {"top_poster": "poster_name", "top_followers": "follower_count"}
 
+# Most popular category per group; ties to the smallest category.
+TOP_CATEGORY = """
+      SELECT {by}, argMin(category, (-c, category)) AS category, max(c) AS category_count FROM (
+        SELECT {by}, category, count() AS c FROM posts
+        WHERE {by} IS NOT NULL AND category IS NOT NULL GROUP BY {by}, category)
+      GROUP BY {by} ORDER BY {by}"""
+
 QUESTIONS = {
-    "category_by_country": """
-      SELECT country, argMin(category, (-c, category)) AS category, max(c) AS category_count FROM (
-        SELECT country, category, count() AS c FROM posts
-        WHERE country IS NOT NULL AND category IS NOT NULL GROUP BY country, category)
-      GROUP BY country ORDER BY country""",
+    "category_by_country": TOP_CATEGORY.format(by="country"),
     "category_by_year": """
       SELECT post_year, category, count() AS category_count FROM posts
       WHERE post_year BETWEEN 2018 AND 2022 AND category IS NOT NULL
@@ -72,11 +75,7 @@ QUESTIONS = {
       SELECT country, max(follower_count) AS top_followers
       FROM posts WHERE country IS NOT NULL AND poster_name IS NOT NULL AND follower_count IS NOT NULL
       GROUP BY country ORDER BY top_followers DESC, country LIMIT 1""",
-    "category_by_age_group": """
-      SELECT age_group, argMin(category, (-c, category)) AS category, max(c) AS category_count FROM (
-        SELECT age_group, category, count() AS c FROM posts
-        WHERE age_group IS NOT NULL AND category IS NOT NULL GROUP BY age_group, category)
-      GROUP BY age_group ORDER BY age_group""",
+    "category_by_age_group": TOP_CATEGORY.format(by="age_group"),
     "median_followers_by_age_group": """
       SELECT age_group, quantileExactLow(0.5)(follower_count) AS median_follower_count FROM posts
       WHERE age_group IS NOT NULL AND follower_count IS NOT NULL GROUP BY age_group ORDER BY age_group""",

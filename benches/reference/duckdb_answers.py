@@ -46,13 +46,16 @@ SELECT p.ind, p.category, p.poster_name, p.follower_count, g.country, year(g.ts)
 FROM pin p JOIN geo g USING (ind) JOIN usr u USING (ind);
 """
 
+# Most popular category per group; ties to the smallest category.
+TOP_CATEGORY = """
+      SELECT {by}, category, category_count FROM (
+        SELECT {by}, category, count(*) AS category_count,
+          row_number() OVER (PARTITION BY {by} ORDER BY count(*) DESC, category) AS r
+        FROM posts WHERE {by} IS NOT NULL AND category IS NOT NULL GROUP BY {by}, category)
+      WHERE r = 1 ORDER BY {by}"""
+
 QUESTIONS = {
-    "category_by_country": """
-      SELECT country, category, category_count FROM (
-        SELECT country, category, count(*) AS category_count,
-          row_number() OVER (PARTITION BY country ORDER BY count(*) DESC, category) AS r
-        FROM posts WHERE country IS NOT NULL AND category IS NOT NULL GROUP BY country, category)
-      WHERE r = 1 ORDER BY country""",
+    "category_by_country": TOP_CATEGORY.format(by="country"),
     "category_by_year": """
       SELECT post_year, category, count(*) AS category_count FROM posts
       WHERE post_year BETWEEN 2018 AND 2022 AND category IS NOT NULL
@@ -66,12 +69,7 @@ QUESTIONS = {
       SELECT country, max(follower_count) AS follower_count
       FROM posts WHERE country IS NOT NULL AND poster_name IS NOT NULL AND follower_count IS NOT NULL
       GROUP BY country ORDER BY follower_count DESC, country LIMIT 1""",
-    "category_by_age_group": """
-      SELECT age_group, category, category_count FROM (
-        SELECT age_group, category, count(*) AS category_count,
-          row_number() OVER (PARTITION BY age_group ORDER BY count(*) DESC, category) AS r
-        FROM posts WHERE age_group IS NOT NULL AND category IS NOT NULL GROUP BY age_group, category)
-      WHERE r = 1 ORDER BY age_group""",
+    "category_by_age_group": TOP_CATEGORY.format(by="age_group"),
     "median_followers_by_age_group": """
       SELECT age_group, quantile_disc(follower_count, 0.5) AS median_follower_count FROM posts
       WHERE age_group IS NOT NULL AND follower_count IS NOT NULL GROUP BY age_group ORDER BY age_group""",
