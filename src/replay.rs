@@ -47,6 +47,9 @@ pub struct ReplayOptions {
     pub durability: Durability,
     /// Seconds an event time may lie ahead of the wall clock (windows).
     pub max_future_skew: i64,
+    /// Defer aggregation to the end (`engine/batch.rs`); honoured only for
+    /// an ephemeral state.
+    pub batch_plan: bool,
 }
 
 /// What a replay saw.
@@ -164,6 +167,7 @@ pub fn replay(
 
     let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, opts.durability)?;
     engine.set_max_future_skew(opts.max_future_skew);
+    engine.set_batch_plan(opts.batch_plan);
 
     let bar = if opts.progress && std::io::stderr().is_terminal() {
         let b = indicatif::ProgressBar::new(summary.bytes);

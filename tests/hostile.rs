@@ -272,6 +272,12 @@ fn regression_replay_state_dir_is_durable_at_each_commit() {
     std::fs::remove_file(&last).unwrap();
     std::fs::rename(&saved, &last).unwrap();
     let s = state.to_str().unwrap();
+    // The replay began on an empty state, so it deferred aggregation (batch
+    // plan): the killed state's aggregates are incomplete and `answers`
+    // says so instead of printing them.
+    let (code, _, err) = pinstream(&["answers", "--state-dir", s]);
+    assert_ne!(code, 0);
+    assert!(err.contains("stopped before it aggregated"), "{err}");
     let (code, out, err) = pinstream(&["replay", "--archive", archive.to_str().unwrap(), "--state-dir", s]);
     assert_eq!(code, 0, "{err}");
     let resumed = err

@@ -190,6 +190,68 @@ impl AggBuffers {
         }
     }
 
+    /// Takes over another buffer's clock and skew (a rebuilt buffer).
+    pub fn copy_clock_from(&mut self, other: &AggBuffers) {
+        self.max_future_skew = other.max_future_skew;
+        self.fixed_now = other.fixed_now;
+        self.tick();
+    }
+
+    /// Empty buffers with this one's clock, skew and watermarks: one shard
+    /// of a parallel pass over joined rows, merged back with
+    /// [`AggBuffers::absorb`].
+    pub fn shard(&self) -> AggBuffers {
+        AggBuffers {
+            buffers: self
+                .buffers
+                .iter()
+                .map(|b| match b {
+                    Buffer::Counts(_) => Buffer::Counts(HashMap::default()),
+                    Buffer::Values(_) => Buffer::Values(HashMap::default()),
+                })
+                .collect(),
+            watermarks: self.watermarks.clone(),
+            wm_dirty: vec![false; self.watermarks.len()],
+            future_limit: self.future_limit,
+            max_future_skew: self.max_future_skew,
+            fixed_now: self.fixed_now,
+            key: Vec::with_capacity(64),
+            stats: AggStats::default(),
+        }
+    }
+
+    /// Merges a shard's pending deltas into these: counts add, quantile
+    /// values append, watermarks take the larger. Rows a shard kept in a
+    /// window that the merged watermark no longer keeps are deleted when
+    /// the deltas are written (`Pending::write_into` deletes after it
+    /// merges), and a row a shard found late is late for the larger
+    /// watermark too, so the order of shards does not matter.
+    pub fn absorb(&mut self, other: AggBuffers) {
+        for (mine, theirs) in self.buffers.iter_mut().zip(other.buffers) {
+            match (mine, theirs) {
+                (Buffer::Counts(m), Buffer::Counts(t)) => {
+                    for (k, d) in t {
+                        *m.entry(k).or_default() += d;
+                    }
+                }
+                (Buffer::Values(m), Buffer::Values(t)) => {
+                    for (k, v) in t {
+                        m.entry(k).or_default().extend(v);
+                    }
+                }
+                _ => unreachable!("shards are built from these buffers"),
+            }
+        }
+        for (i, wm) in other.watermarks.into_iter().enumerate() {
+            if wm > self.watermarks[i] {
+                self.watermarks[i] = wm;
+                self.wm_dirty[i] = true;
+            }
+        }
+        self.stats.late += other.stats.late;
+        self.stats.future += other.stats.future;
+    }
+
     /// Applies one joined row with sign `+1` (add) or `−1` (retract).
     pub fn apply(&mut self, topo: &Topology, row: &Record, sign: i64) {
         for (i, a) in topo.aggregates.iter().enumerate() {

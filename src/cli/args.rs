@@ -34,6 +34,14 @@ pub(crate) enum Format {
     Table,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Plan {
+    /// Join first, then aggregate the final rows once (temporary state only)
+    Batch,
+    /// Aggregate record by record
+    Incremental,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Replay an S3-sink archive through the topology and print the answers.
@@ -64,6 +72,9 @@ pub(crate) enum Command {
         /// Windowed aggregates leave out records whose event time is further ahead of the wall clock than this (e.g. 5m, 1h)
         #[arg(long, env = "PINSTREAM_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_skew)]
         max_future_skew: i64,
+        /// How the replay aggregates: `batch` builds the join first and aggregates the final rows once, in parallel; `incremental` keeps aggregates current record by record, as `run` does (a kept --state-dir uses batch only when it starts empty)
+        #[arg(long, value_enum, default_value = "batch")]
+        plan: Plan,
         /// Fail (exit 1, no answers) if any file is skipped (bad name, wrong topic directory) or unreadable, or a topic has no source
         #[arg(long)]
         strict: bool,

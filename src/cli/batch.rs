@@ -124,6 +124,13 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 Ok(opened) => opened,
                 Err(code) => return Ok(code),
             };
+            if store.aggregates_deferred()? {
+                bail!(
+                    "{} holds a replay that stopped before it aggregated (batch plan): its aggregates are incomplete; \
+                     run the same replay again to finish it (records already applied are not read twice)",
+                    state_dir.display()
+                );
+            }
             print_answers(&query::answers(&store, &topo)?, format)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -137,6 +144,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
             commit_every,
             cache_keys,
             max_future_skew,
+            plan,
             strict,
             quiet,
         } => {
@@ -171,6 +179,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 progress: !quiet,
                 durability,
                 max_future_skew,
+                batch_plan: plan == super::args::Plan::Batch,
             };
             let (engine, s) = replay::replay(topo.clone(), &opts, dead.as_mut())?;
             let problems = s.skipped.len() + s.read_errors.len() + s.unknown_topics.len();

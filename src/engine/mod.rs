@@ -18,6 +18,7 @@
 //! driver would route prepared records by key to N engine threads, and
 //! positions would be committed per task. Not built yet.
 
+mod batch;
 pub mod driver;
 pub mod prepare;
 
@@ -64,6 +65,13 @@ pub struct Engine {
     /// source index → join slot
     slot_of: Vec<usize>,
     pending: usize,
+    /// Batch plan (`batch.rs`): aggregation is deferred to the first sync.
+    batch: bool,
+    /// Set (`true`) or clear the deferred flag in the next commit's batch.
+    flag_change: Option<bool>,
+    /// Batch plan past `spill_at` join keys: the input goes to partition files.
+    spill: Option<crate::state::spill::Spill>,
+    spill_at: usize,
     pub stats: EngineStats,
 }
 
@@ -83,7 +91,7 @@ impl Engine {
         for (slot, &src) in topo.join.inputs.iter().enumerate() {
             slot_of[src] = slot;
         }
-        Ok(Engine {
+        let mut engine = Engine {
             topo,
             store,
             in_flight: None,
@@ -92,8 +100,16 @@ impl Engine {
             positions,
             slot_of,
             pending: 0,
+            batch: false,
+            flag_change: None,
+            spill: None,
+            spill_at: usize::MAX,
             stats: EngineStats::default(),
-        })
+        };
+        if engine.store.aggregates_deferred()? {
+            engine.recover_deferred()?;
+        }
+        Ok(engine)
     }
 
     pub fn topology(&self) -> &Arc<Topology> {
@@ -135,6 +151,9 @@ impl Engine {
     pub fn process(&mut self, source: usize, key: &[u8], row: Box<[u8]>) -> Result<(), StoreError> {
         let slot = self.slot_of[source];
         self.stats.records += 1;
+        if self.batch {
+            return self.process_deferred(slot, key, row);
+        }
         let entry = self.join.entry(&self.store, key)?;
         if entry.slots[slot].as_deref() == Some(&*row) {
             self.stats.unchanged += 1;
@@ -165,13 +184,19 @@ impl Engine {
     pub fn commit(&mut self) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         self.wait_in_flight()?;
+        if self.batch && self.join.over_capacity() {
+            // The table is about to spill (and leave memory): aggregate what
+            // it holds now and go on incrementally.
+            self.aggregate_deferred()?;
+        }
         self.aggs.tick();
         // Collect on this thread (cheap moves); sort, encode digests and
         // build the RocksDB batch on the writer thread.
         let join = self.join.take_dirty();
         let aggs = self.aggs.take(&self.topo);
         let positions = self.positions.take_dirty();
-        if !join.is_empty() || !aggs.is_empty() || !positions.is_empty() {
+        let flag = self.flag_change.take();
+        if !join.is_empty() || !aggs.is_empty() || !positions.is_empty() || flag.is_some() {
             let (store, topo) = (self.store.clone(), self.topo.clone());
             self.in_flight = Some(std::thread::spawn(move || {
                 let mut batch = WriteBatch::default();
@@ -179,6 +204,9 @@ impl Engine {
                 aggs.write_into(&topo, &store, &mut batch)?;
                 for ((topic, partition), ranges) in positions {
                     store.put_position(&mut batch, &topic, partition, &ranges)?;
+                }
+                if let Some(on) = flag {
+                    store.put_deferred(&mut batch, on)?;
                 }
                 store.write(batch)?;
                 // Without a WAL a commit is durable once flushed: a kept
@@ -223,6 +251,7 @@ impl Engine {
 
     /// Commits what is pending and waits until it is durable.
     pub fn sync(&mut self) -> Result<(), StoreError> {
+        self.aggregate_deferred()?;
         self.commit()?;
         let started = std::time::Instant::now();
         self.wait_in_flight()?;

@@ -1,7 +1,8 @@
 //! The data model shared by every component: values and records
-//! ([`value`]), the order-preserving key and row codecs ([`codec`]), and
+//! ([`value`]; the fast field scanner, [`scan`]), the order-preserving key and row codecs ([`codec`]), and
 //! source positions as offset ranges ([`offsets`]).
 
 pub mod codec;
 pub mod offsets;
+pub mod scan;
 pub mod value;

@@ -252,7 +252,22 @@ impl Record {
     /// Parses one JSON object, materialising only the top-level fields in
     /// `keep` (all if `None`). Skipped fields are still checked for JSON
     /// syntax, so a malformed record is rejected either way.
+    ///
+    /// With `keep`, the scanner of `scan.rs` does the work when it can (it
+    /// validates skipped values without decoding them) and leaves every
+    /// case it is not sure of to serde_json, so the result is the same.
     pub fn from_json_keeping(bytes: &[u8], keep: Option<&[Name]>) -> Result<Record, String> {
+        if let Some(k) = keep {
+            if let Some(rec) = super::scan::scan_keeping(bytes, k) {
+                return Ok(rec);
+            }
+        }
+        Self::from_json_keeping_serde(bytes, keep)
+    }
+
+    /// [`Record::from_json_keeping`] by serde_json alone (the reference
+    /// the scanner is tested against, and its fallback).
+    pub fn from_json_keeping_serde(bytes: &[u8], keep: Option<&[Name]>) -> Result<Record, String> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let rec = RecordSeed { keep }
             .deserialize(&mut de)
@@ -313,6 +328,15 @@ fn read_fields<'de, A: MapAccess<'de>>(mut map: A, keep: Option<&[Name]>) -> Res
         }
     }
     Ok(fields)
+}
+
+/// Decodes one JSON value exactly as a record's field would decode (the
+/// scanner hands kept values it does not decode itself to this).
+pub(crate) fn value_from_json(bytes: &[u8]) -> Option<Value> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = ValueSeed.deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(v)
 }
 
 struct ValueSeed;

@@ -217,14 +217,23 @@ impl ArchiveFile {
 /// numbered from `start_offset`.
 pub fn lines(data: &[u8], start_offset: i64) -> impl Iterator<Item = (i64, &[u8])> {
     let body = data.strip_suffix(b"\n").unwrap_or(data);
-    let pieces = if data.is_empty() {
-        None
-    } else {
-        Some(body.split(|&b| b == b'\n'))
-    };
+    // memchr finds newlines a vector at a time (a byte loop here was 4% of
+    // a replay's CPU).
+    let mut rest = (!data.is_empty()).then_some(body);
+    let pieces = std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    });
     pieces
-        .into_iter()
-        .flatten()
         .enumerate()
         .map(move |(i, line)| (start_offset + i as i64, line.strip_suffix(b"\r").unwrap_or(line)))
 }

@@ -171,6 +171,72 @@ impl JoinState {
         self.in_memory = on;
     }
 
+    /// Whether the table lives in memory whole (ephemeral, not spilled).
+    pub fn is_in_memory(&self) -> bool {
+        self.in_memory
+    }
+
+    /// Whether the cache holds more keys than its capacity (it is emptied
+    /// at the next commit).
+    pub fn over_capacity(&self) -> bool {
+        self.cache.len() > self.capacity
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Every entry in the cache (complete or not), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.cache.iter().map(|(k, e)| (&**k, e))
+    }
+
+    /// Empties an in-memory table whose entries went elsewhere (the batch
+    /// plan's spill); the table still counts as whole (and empty).
+    pub fn clear_in_memory(&mut self) {
+        self.cache = HashMap::default();
+    }
+
+    /// Whether the cache holds the whole table (a miss means "no key").
+    pub fn holds_all(&self) -> bool {
+        self.complete
+    }
+
+    /// Calls `f` with every complete entry stored in RocksDB, in key order,
+    /// until it returns false (the table that did not fit in the cache).
+    pub fn scan_complete_stored(
+        &self,
+        store: &Store,
+        mut f: impl FnMut(&[u8], Entry) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut corrupt = None;
+        store.for_each(&self.cf, |k, v| match Entry::decode(v, self.inputs) {
+            Some(e) if e.is_complete() => f(k, e),
+            Some(_) => true,
+            None => {
+                corrupt = Some(k.to_vec());
+                false
+            }
+        })?;
+        match corrupt {
+            Some(k) => Err(StoreError::Corrupt {
+                path: store.path().into(),
+                what: format!("join entry {k:?} does not decode"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Every complete entry in the cache, in no particular order: the
+    /// whole join when the table is in memory (the batch plan's input).
+    pub fn complete_entries(&self) -> Vec<(&[u8], &Entry)> {
+        self.cache
+            .iter()
+            .filter(|(_, e)| e.is_complete())
+            .map(|(k, e)| (&**k, e))
+            .collect()
+    }
+
     /// The dirty entries, encoded, now marked clean (none while in memory).
     pub fn take_dirty(&mut self) -> EncodedEntries {
         if self.in_memory {

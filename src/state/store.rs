@@ -54,6 +54,12 @@ pub enum StoreError {
          refusing to write there: pass an empty or new --state-dir"
     )]
     Foreign { path: PathBuf, sample: String },
+    #[error("join spill file under {path}: {source}")]
+    Spill {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "the state in {path} is damaged: RocksDB found corruption in its write-ahead log or files ({source}); \
          it is not rolled back silently to an older commit. Start over with a new --state-dir (the live daemon re-reads Kafka from the start), or restore the dir from a backup"
@@ -149,6 +155,9 @@ fn pos_key(topic: &str, partition: i32) -> Vec<u8> {
     k.extend_from_slice(&partition.to_be_bytes());
     k
 }
+
+/// Present while a batch-plan replay's aggregation is deferred.
+const DEFERRED_KEY: &[u8] = b"aggregates-deferred";
 
 fn wm_key(agg: &str) -> Vec<u8> {
     let mut k = b"wm\0".to_vec();
@@ -402,6 +411,36 @@ impl Store {
         if self.durability != Durability::Wal {
             self.flush()?;
         }
+        Ok(())
+    }
+
+    /// Whether a batch-plan replay into this state deferred its
+    /// aggregation and has not finished it (`engine/batch.rs`): the
+    /// aggregate tables are then incomplete.
+    pub fn aggregates_deferred(&self) -> Result<bool, StoreError> {
+        Ok(self.get(META, DEFERRED_KEY)?.is_some())
+    }
+
+    /// Sets or clears the deferred-aggregation flag in a batch.
+    pub fn put_deferred(&self, batch: &mut WriteBatch, on: bool) -> Result<(), StoreError> {
+        let cf = self.cf(META)?;
+        if on {
+            batch.put_cf(cf, DEFERRED_KEY, [1]);
+        } else {
+            batch.delete_cf(cf, DEFERRED_KEY);
+        }
+        Ok(())
+    }
+
+    /// Deletes every entry of a column family (in a batch), and the
+    /// watermark of `agg`: an aggregate table back to empty.
+    pub fn clear_aggregate_into(&self, cf: &str, agg: &str, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        let handle = self.cf(cf)?;
+        for item in self.db.iterator_cf(handle, IteratorMode::Start) {
+            let (k, _) = item.map_err(|e| self.rocks(e))?;
+            batch.delete_cf(handle, k);
+        }
+        batch.delete_cf(self.cf(META)?, wm_key(agg));
         Ok(())
     }
 

@@ -1,0 +1,357 @@
+//! The batch plan of a replay.
+//!
+//! A replay need not keep the aggregates current while it reads: with the
+//! batch plan the engine only builds the join table while records arrive
+//! (no joined rows, no retractions of replaced rows), and at the first
+//! [`Engine::sync`] aggregates every complete row once, in parallel shards
+//! whose partial deltas are merged ([`AggBuffers::absorb`]). From then on
+//! the engine is incremental again, so a sync in the middle (or a join
+//! table about to spill out of memory) only changes *when* rows are
+//! aggregated, not what the aggregates hold.
+//!
+//! Same answers as the incremental plan: counts, distinct counts and
+//! max-by are multiplicities of the final rows either way; quantile
+//! sketches hold the same values while exact, and as t-digests they hold
+//! only the final rows' values (the incremental plan keeps values of
+//! replaced rows a t-digest cannot retract), which is closer to the exact
+//! answer. Windowed aggregates keep what lies inside the retention of the
+//! largest event time of the final rows. Tested by
+//! `tests/replay.rs::batch_plan_gives_the_incremental_answers`.
+//!
+//! A kept state (`--state-dir`, [`Durability::Flush`]) may defer too, if
+//! it starts empty: its first commit writes the *deferred* flag with the
+//! join rows and positions, and the commit after the aggregation clears
+//! it. While the flag is set the aggregate tables hold nothing the join
+//! table does not also hold; so a replay killed midway leaves a state whose
+//! next open ([`Engine::recover_deferred`]) clears the aggregate tables and
+//! aggregates the stored join table whole, then goes on incrementally.
+//! Positions stay exact throughout: they are committed with the join rows.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{joined_row, Engine};
+use crate::aggregate::buffers::AggBuffers;
+use crate::aggregate::state::agg_cf;
+use crate::state::join::Entry;
+use crate::state::spill::{read_partition, Spill};
+use crate::state::store::{Durability, Store, StoreError};
+use crate::topology::Topology;
+
+/// Complete rows per shard between two writes of the merged deltas: bounds
+/// the memory of the pass.
+const ROWS_PER_SHARD: usize = 100_000;
+
+/// Join keys a temporary batch replay keeps in memory before it spills its
+/// input to partition files (`state/spill.rs`): about 1,000,000 posts'
+/// table, a few hundred MB.
+pub const BATCH_MEMORY_KEYS: usize = 1_250_000;
+
+/// One key's rows, a slot per join input.
+type Slots = Box<[Option<Box<[u8]>>]>;
+
+/// A spilled partition's join, counted: (joined, replaced, unchanged).
+type PartitionDone = (AggBuffers, [u64; 3]);
+
+/// Whether a run may defer aggregation (pure; the rules above): only with
+/// the whole join table in memory, and for a kept state only when it starts
+/// empty; never live (a daemon answers while it runs).
+pub fn batch_allowed(durability: Durability, whole_in_memory: bool, fresh: bool) -> bool {
+    match durability {
+        Durability::Ephemeral => whole_in_memory,
+        Durability::Flush => whole_in_memory && fresh,
+        Durability::Wal => false,
+    }
+}
+
+impl Engine {
+    /// Chooses the batch plan (`true`, where [`batch_allowed`]) or the
+    /// incremental one.
+    pub fn set_batch_plan(&mut self, on: bool) {
+        let durability = self.store.durability();
+        let whole = self.join.holds_all() && (self.join.is_in_memory() || durability == Durability::Flush);
+        let fresh = self.join.is_empty() && self.positions.all().next().is_none();
+        let was = self.batch;
+        self.batch = on && batch_allowed(durability, whole, fresh);
+        self.spill_at = match durability {
+            Durability::Ephemeral => self.join.capacity().min(BATCH_MEMORY_KEYS),
+            // A kept state's join table is its RocksDB table: past the cache
+            // it aggregates early and goes on incrementally (`commit`).
+            _ => usize::MAX,
+        };
+        if durability == Durability::Flush && self.batch != was {
+            self.flag_change = Some(self.batch);
+        }
+    }
+
+    /// Whether aggregation is still deferred.
+    pub fn is_batch_plan(&self) -> bool {
+        self.batch
+    }
+
+    /// One record under the batch plan: into the join table (or the
+    /// spill), counted as the incremental plan counts it.
+    pub(super) fn process_deferred(&mut self, slot: usize, key: &[u8], row: Box<[u8]>) -> Result<(), StoreError> {
+        let path = || self.store.path().to_path_buf();
+        if let Some(spill) = &mut self.spill {
+            return spill
+                .push(slot, false, key, &row)
+                .map_err(|source| StoreError::Spill { path: path(), source });
+        }
+        let entry = self.join.entry(&self.store, key)?;
+        if entry.slots[slot].as_deref() == Some(&*row) {
+            self.stats.unchanged += 1;
+            return Ok(());
+        }
+        let was_complete = entry.is_complete();
+        entry.set(slot, row);
+        match (was_complete, entry.is_complete()) {
+            (true, _) => self.stats.replaced += 1,
+            (false, true) => self.stats.joined += 1,
+            (false, false) => {}
+        }
+        if self.join.len() > self.spill_at {
+            self.start_spill()?;
+        }
+        Ok(())
+    }
+
+    /// Moves the in-memory table into partition files; every later record
+    /// is appended there.
+    fn start_spill(&mut self) -> Result<(), StoreError> {
+        let err = |source| StoreError::Spill {
+            path: self.store.path().to_path_buf(),
+            source,
+        };
+        let mut spill = Spill::create(self.store.path()).map_err(err)?;
+        for (key, entry) in self.join.iter() {
+            for (slot, row) in entry.slots.iter().enumerate() {
+                if let Some(row) = row {
+                    spill.push(slot, true, key, row).map_err(err)?;
+                }
+            }
+        }
+        tracing::info!(
+            "join table past {} keys: spilling the rest of the input to {} partition files",
+            self.spill_at,
+            crate::state::spill::PARTITIONS
+        );
+        self.join.clear_in_memory();
+        self.spill = Some(spill);
+        Ok(())
+    }
+
+    /// A kept state whose batch replay did not finish: empties the
+    /// aggregate tables and aggregates the stored join table whole, durably,
+    /// then clears the flag. Called by [`Engine::open`].
+    pub(super) fn recover_deferred(&mut self) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for a in &self.topo.aggregates {
+            self.store.clear_aggregate_into(&agg_cf(&a.name), &a.name, &mut batch)?;
+        }
+        self.store.write(batch)?;
+        let mut fresh = AggBuffers::new(&self.topo, &self.store)?;
+        fresh.copy_clock_from(&self.aggs);
+        self.aggs = fresh;
+        self.batch = true;
+        self.aggregate_deferred()?;
+        self.sync()
+    }
+
+    /// Aggregates every complete join row once and leaves the batch plan
+    /// (nothing to do under the incremental plan).
+    pub(super) fn aggregate_deferred(&mut self) -> Result<(), StoreError> {
+        if !self.batch {
+            return Ok(());
+        }
+        self.batch = false;
+        self.wait_in_flight()?;
+        if self.store.durability() == Durability::Flush {
+            self.flag_change = Some(false);
+        }
+        let chunk_rows = ROWS_PER_SHARD * threads();
+        if let Some(spill) = self.spill.take() {
+            let dir = self.store.path().to_path_buf();
+            let paths = spill.finish().map_err(|source| StoreError::Spill {
+                path: dir.clone(),
+                source,
+            })?;
+            self.aggregate_spilled(&paths)?;
+            let _ = std::fs::remove_dir_all(dir.join("spill"));
+        } else if self.join.holds_all() {
+            let entries = self.join.complete_entries();
+            for chunk in entries.chunks(chunk_rows) {
+                aggregate_chunk(&self.topo, &self.store, &mut self.aggs, chunk)?;
+            }
+        } else {
+            // Only after a restart over a table larger than the cache.
+            let (topo, store, aggs) = (&self.topo, &self.store, &mut self.aggs);
+            let mut chunk: Vec<(Box<[u8]>, Entry)> = Vec::new();
+            let mut failed = None;
+            let mut flush = |chunk: &mut Vec<(Box<[u8]>, Entry)>| {
+                let refs: Vec<(&[u8], &Entry)> = chunk.iter().map(|(k, e)| (&**k, e)).collect();
+                let r = aggregate_chunk(topo, store, aggs, &refs);
+                chunk.clear();
+                r
+            };
+            self.join.scan_complete_stored(store, |k, e| {
+                chunk.push((k.into(), e));
+                if chunk.len() >= chunk_rows {
+                    if let Err(e) = flush(&mut chunk) {
+                        failed = Some(e);
+                        return false;
+                    }
+                }
+                true
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            flush(&mut chunk)?;
+        }
+        self.stats.agg = self.aggs.stats;
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Joins and aggregates the spilled partitions, one per core at a time;
+    /// the shards' deltas are merged and written as each partition ends.
+    fn aggregate_spilled(&mut self, paths: &[PathBuf]) -> Result<(), StoreError> {
+        let inputs = self.topo.join.inputs.len();
+        let (topo, store) = (&*self.topo, &*self.store);
+        let templates: Vec<AggBuffers> = (0..threads()).map(|_| self.aggs.shard()).collect();
+        let next = AtomicUsize::new(0);
+        let next = &next;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<PartitionDone, StoreError>>(1);
+        std::thread::scope(|s| {
+            for template in templates {
+                let tx = tx.clone();
+                s.spawn(move || {
+                    while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if tx.send(partition_pass(topo, &template, inputs, path)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for done in rx {
+                let (shard, [joined, replaced, unchanged]) = done?;
+                self.stats.joined += joined;
+                self.stats.replaced += replaced;
+                self.stats.unchanged += unchanged;
+                self.aggs.absorb(shard);
+                let mut batch = rocksdb::WriteBatch::default();
+                self.aggs.take(topo).write_into(topo, store, &mut batch)?;
+                store.write(batch)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Builds one partition's join (in the order its rows were written, so a
+/// later row replaces its slot) and aggregates its complete rows.
+fn partition_pass(
+    topo: &Topology,
+    template: &AggBuffers,
+    inputs: usize,
+    path: &Path,
+) -> Result<PartitionDone, StoreError> {
+    let mut table: hashbrown::HashMap<Box<[u8]>, Slots> = hashbrown::HashMap::new();
+    let mut counts = [0u64; 3];
+    read_partition(path, |r| {
+        let slots = table.entry_ref(r.key).or_insert_with(|| vec![None; inputs].into());
+        if slots[r.slot].as_deref() == Some(r.row) {
+            counts[2] += u64::from(!r.restored);
+            return;
+        }
+        let was_complete = slots.iter().all(Option::is_some);
+        slots[r.slot] = Some(r.row.into());
+        if !r.restored {
+            if was_complete {
+                counts[1] += 1;
+            } else if slots.iter().all(Option::is_some) {
+                counts[0] += 1;
+            }
+        }
+    })
+    .map_err(|source| StoreError::Spill {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut shard = template.shard();
+    for (key, slots) in &table {
+        if slots.iter().all(Option::is_some) {
+            shard.apply(topo, &joined_row(topo, key, slots)?, 1);
+        }
+    }
+    Ok((shard, counts))
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Aggregates complete rows in one shard per core, merges the shards into
+/// `aggs` and writes the merged deltas (RocksDB merges, so the chunks add up).
+fn aggregate_chunk(
+    topo: &Topology,
+    store: &Store,
+    aggs: &mut AggBuffers,
+    rows: &[(&[u8], &Entry)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let per = rows.len().div_ceil(threads()).max(1);
+    let shards: Vec<Result<AggBuffers, StoreError>> = std::thread::scope(|s| {
+        let running: Vec<_> = rows
+            .chunks(per)
+            .map(|part| {
+                let mut shard = aggs.shard();
+                s.spawn(move || {
+                    for (key, entry) in part {
+                        shard.apply(topo, &joined_row(topo, key, &entry.slots)?, 1);
+                    }
+                    Ok(shard)
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(StoreError::Corrupt {
+                        path: store.path().into(),
+                        what: "an aggregation shard panicked".into(),
+                    })
+                })
+            })
+            .collect()
+    });
+    for shard in shards {
+        aggs.absorb(shard?);
+    }
+    let mut batch = rocksdb::WriteBatch::default();
+    aggs.take(topo).write_into(topo, store, &mut batch)?;
+    store.write(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_plan_only_where_the_state_allows_it() {
+        assert!(batch_allowed(Durability::Ephemeral, true, false));
+        assert!(!batch_allowed(Durability::Ephemeral, false, true), "spilled table");
+        assert!(batch_allowed(Durability::Flush, true, true));
+        assert!(
+            !batch_allowed(Durability::Flush, true, false),
+            "a kept state with history"
+        );
+        assert!(!batch_allowed(Durability::Wal, true, true), "live");
+    }
+}

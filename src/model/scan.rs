@@ -1,0 +1,373 @@
+//! The fast path of parsing a record: a strict JSON scanner that walks one
+//! top-level object and materialises only the fields asked for.
+//!
+//! Most of a record's bytes are fields no aggregate reads (a pin's title,
+//! description, image URL, tag list). The serde path still builds a
+//! visitor call per value and decodes every skipped string; this scanner
+//! only *validates* what it skips, byte by byte, and copies out the few
+//! kept values.
+//!
+//! Invariant (tested against serde_json in `tests` below and by
+//! `prepare::tests`): [`scan_keeping`] either returns exactly the record
+//! `Record::from_json_keeping` would return for the same bytes, or `None`
+//! ("not sure"), and then the caller runs the serde path, which decides
+//! (and writes the error message). It says `None` for every input that is
+//! not valid JSON, and for what it does not decode itself: kept strings
+//! that are not UTF-8, escaped keys, `\u` surrogates, nesting deeper than
+//! [`MAX_DEPTH`]. Kept values other than plain strings, small integers and
+//! literals (floats, big integers, escaped strings, arrays, objects) are
+//! cut out of the input and handed to serde_json, so they decode exactly as
+//! the serde path decodes them.
+
+use super::value::{value_from_json, Name, Record, Value};
+
+/// Nesting the scanner follows before it leaves the record to serde_json
+/// (whose own limit is 128).
+pub const MAX_DEPTH: usize = 100;
+
+/// Scans one JSON object (`bytes` trimmed of surrounding whitespace) and
+/// returns its fields named in `keep`, in input order; `None` when the
+/// serde path must decide (see the module doc).
+pub fn scan_keeping(bytes: &[u8], keep: &[Name]) -> Option<Record> {
+    // Kept strings are checked for UTF-8 where they are decoded; skipped
+    // ones are not, as serde_json does not check the strings it ignores
+    // (outside strings, a byte past ASCII is a syntax error either way).
+    let mut s = Scanner { b: bytes, i: 0 };
+    let mut fields: Vec<(Name, Value)> = Vec::with_capacity(keep.len());
+    s.ws();
+    s.eat(b'{')?;
+    s.ws();
+    if s.peek()? == b'}' {
+        s.i += 1;
+    } else {
+        loop {
+            let key = s.plain_string()?;
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            // Length and first byte reject most names before a compare.
+            let kept = keep.iter().find(|n| {
+                let n = n.as_bytes();
+                n.len() == key.len() && n.first() == key.first() && n == key
+            });
+            match kept {
+                Some(name) => {
+                    let value = s.value()?;
+                    // A repeated key keeps the last value at its first place,
+                    // as the serde path does.
+                    match fields.iter_mut().find(|(n, _)| n == name) {
+                        Some(slot) => slot.1 = value,
+                        None => fields.push((name.clone(), value)),
+                    }
+                }
+                None => s.skip(0)?,
+            }
+            s.ws();
+            match s.next()? {
+                b',' => s.ws(),
+                b'}' => break,
+                _ => return None,
+            }
+        }
+    }
+    s.ws();
+    (s.i == bytes.len()).then_some(Record { fields })
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    #[inline]
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    /// A string without escapes (a key, or a kept value's fast case): its
+    /// bytes between the quotes. `None` on an escape (left to serde).
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let end = start
+            + self.b[start..]
+                .iter()
+                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        if self.b[end] != b'"' {
+            return None;
+        }
+        self.i = end + 1;
+        Some(&self.b[start..end])
+    }
+
+    /// Validates a string (at its opening quote) without decoding it.
+    fn skip_string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            let rest = &self.b[self.i..];
+            let at = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            self.i += at + 1;
+            match rest[at] {
+                b'"' => return Some(()),
+                b'\\' => match self.next()? {
+                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                    b'u' => {
+                        let hex = self.b.get(self.i..self.i + 4)?;
+                        if !hex.iter().all(u8::is_ascii_hexdigit) {
+                            return None;
+                        }
+                        let code = u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+                        // Surrogates: serde's call (pairs, lone halves).
+                        if (0xD800..0xE000).contains(&code) {
+                            return None;
+                        }
+                        self.i += 4;
+                    }
+                    _ => return None,
+                },
+                _ => return None, // a control character
+            }
+        }
+    }
+
+    /// Validates a number by the JSON grammar; true if it is an integer.
+    fn skip_number(&mut self) -> Option<bool> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.digit()?;
+            self.digits();
+            integer = false;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.digit()?;
+            self.digits();
+            integer = false;
+        }
+        Some(integer)
+    }
+
+    fn digit(&mut self) -> Option<()> {
+        self.next()?.is_ascii_digit().then_some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    /// Validates any value.
+    fn skip(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.skip_string(),
+            b'-' | b'0'..=b'9' => self.skip_number().map(|_| ()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            open @ (b'[' | b'{') => {
+                if depth >= MAX_DEPTH {
+                    return None;
+                }
+                let close = if open == b'[' { b']' } else { b'}' };
+                self.i += 1;
+                self.ws();
+                if self.peek()? == close {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    if open == b'{' {
+                        self.skip_string()?;
+                        self.ws();
+                        self.eat(b':')?;
+                        self.ws();
+                    }
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.next()? {
+                        b',' => self.ws(),
+                        c if c == close => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Decodes a kept value.
+    fn value(&mut self) -> Option<Value> {
+        let start = self.i;
+        match self.peek()? {
+            b'"' => {
+                if let Some(s) = self.plain_string() {
+                    // Not UTF-8: serde's call (it rejects the record).
+                    return Some(Value::Str(std::str::from_utf8(s).ok()?.to_owned()));
+                }
+                self.i = start;
+                self.skip_string()?;
+            }
+            b'-' | b'0'..=b'9' => {
+                let integer = self.skip_number()?;
+                let lex = &self.b[start..self.i];
+                // Up to 18 digits always fits an i64; `-0` is a float in
+                // serde_json, so it goes the general way.
+                if integer && lex.len() <= 18 && !lex.starts_with(b"-0") {
+                    return std::str::from_utf8(lex).ok()?.parse().ok().map(Value::Int);
+                }
+            }
+            b't' => return self.literal(b"true").map(|_| Value::Bool(true)),
+            b'f' => return self.literal(b"false").map(|_| Value::Bool(false)),
+            b'n' => return self.literal(b"null").map(|_| Value::Null),
+            _ => self.skip(0)?,
+        }
+        value_from_json(&self.b[start..self.i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::value::intern;
+
+    fn keep(names: &[&str]) -> Vec<Name> {
+        names.iter().map(|n| intern(n)).collect()
+    }
+
+    /// Either the scanner's record equals serde's, or it says "not sure".
+    fn agrees(input: &str, names: &[&str]) -> Option<Record> {
+        let k = keep(names);
+        let serde = Record::from_json_keeping_serde(input.as_bytes(), Some(&k));
+        let fast = scan_keeping(input.as_bytes(), &k);
+        if let Some(f) = &fast {
+            assert_eq!(
+                Ok(f),
+                serde.as_ref(),
+                "scanner accepted what serde did not, or differs: {input}"
+            );
+        }
+        fast
+    }
+
+    #[test]
+    fn keeps_only_named_fields_in_input_order() {
+        let r = agrees(
+            r#"{"a": "x", "skip": {"n": [1, 2.5e3, "q\"\u00e9"]}, "b": -17, "c": true, "d": null}"#,
+            &["d", "b", "a", "c"],
+        )
+        .unwrap();
+        let names: Vec<&str> = r.fields.iter().map(|(n, _)| &**n).collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
+        assert_eq!(r.get("b"), Some(&Value::Int(-17)));
+    }
+
+    #[test]
+    fn kept_values_decode_as_serde_decodes_them() {
+        for v in [
+            r#""plain""#,
+            r#""esc\n\"aped\u00e9""#,
+            "1.5",
+            "-0",
+            "0",
+            "12345678901234567890",
+            "-9223372036854775809",
+            "[1, {\"x\": null}]",
+            "{}",
+            "\"h\u{e9}llo\"",
+        ] {
+            let input = format!("{{\"k\": {v}, \"z\": 1}}");
+            // Scalars and nested values alike: exact, never "not sure".
+            assert!(agrees(&input, &["k"]).is_some(), "{input}");
+        }
+        // Out of f64's range: serde rejects the record, so the scanner
+        // must not accept it.
+        assert!(agrees(r#"{"k": 1e400}"#, &["k"]).is_none());
+        assert!(Record::from_json_keeping(br#"{"k": 1e400}"#, Some(&keep(&["k"]))).is_err());
+    }
+
+    #[test]
+    fn repeated_keys_keep_the_last_value_at_the_first_place() {
+        let r = agrees(r#"{"a": 1, "b": 2, "a": 3}"#, &["a", "b"]).unwrap();
+        assert_eq!(r.fields[0], (intern("a"), Value::Int(3)));
+    }
+
+    /// Invalid JSON anywhere (kept or skipped) is never accepted.
+    #[test]
+    fn invalid_json_is_left_to_serde() {
+        for bad in [
+            r#"{"a": 1,}"#,
+            r#"{"a": 1 "b": 2}"#,
+            r#"{"a": 01}"#,
+            r#"{"a": 1.}"#,
+            r#"{"a": 1e}"#,
+            r#"{"a": -}"#,
+            r#"{"a": tru}"#,
+            r#"{"a": [1, 2,]}"#,
+            r#"{"a": "x\q"}"#,
+            r#"{"a": "x\u12G4"}"#,
+            "{\"a\": \"tab\there\"}",
+            r#"{"a": "unterminated}"#,
+            r#"{"a": 1} x"#,
+            r#"{"a": {"b": 1}"#,
+            r#"{"a" 1}"#,
+            r#"[1]"#,
+            "",
+            r#"{"a": "\ud800"}"#,
+            r#"{"a\n": 1}"#,
+        ] {
+            assert!(scan_keeping(bad.as_bytes(), &keep(&["a"])).is_none(), "{bad}");
+            assert!(scan_keeping(bad.as_bytes(), &keep(&["zz"])).is_none(), "{bad}");
+        }
+        let deep = format!("{{\"a\": {}{}}}", "[".repeat(120), "]".repeat(120));
+        assert!(scan_keeping(deep.as_bytes(), &keep(&["b"])).is_none());
+        assert!(scan_keeping(b"{\"a\": \"\xff\"}", &keep(&["a"])).is_none());
+        // A skipped string is not checked for UTF-8, as serde does not.
+        let skipped = scan_keeping(b"{\"b\": \"\xff\", \"a\": 1}", &keep(&["a"])).unwrap();
+        let serde = Record::from_json_keeping_serde(b"{\"b\": \"\xff\", \"a\": 1}", Some(&keep(&["a"])));
+        assert_eq!(Ok(skipped), serde);
+    }
+
+    #[test]
+    fn empty_object_and_whitespace() {
+        assert_eq!(agrees("{ }", &["a"]).unwrap().fields.len(), 0);
+        assert_eq!(agrees("{\r\n\t\"a\" :\t2 \n}", &["a"]).unwrap().fields.len(), 1);
+    }
+}
