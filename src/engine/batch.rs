@@ -30,7 +30,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{joined_row, Engine};
+use super::{Engine, JoinedRow};
 use crate::aggregate::buffers::AggBuffers;
 use crate::aggregate::state::agg_cf;
 use crate::state::join::Entry;
@@ -282,9 +282,10 @@ fn partition_pass(
         source,
     })?;
     let mut shard = template.shard();
+    let mut row = JoinedRow::new(topo);
     for (key, slots) in &table {
         if slots.iter().all(Option::is_some) {
-            shard.apply(topo, &joined_row(topo, key, slots)?, 1);
+            shard.apply(topo, row.fill(topo, key, slots)?, 1);
         }
     }
     Ok((shard, counts))
@@ -312,8 +313,9 @@ fn aggregate_chunk(
             .map(|part| {
                 let mut shard = aggs.shard();
                 s.spawn(move || {
+                    let mut row = JoinedRow::new(topo);
                     for (key, entry) in part {
-                        shard.apply(topo, &joined_row(topo, key, &entry.slots)?, 1);
+                        shard.apply(topo, row.fill(topo, key, &entry.slots)?, 1);
                     }
                     Ok(shard)
                 })

@@ -29,7 +29,7 @@ use rocksdb::WriteBatch;
 
 use crate::aggregate::buffers::{AggBuffers, AggStats};
 use crate::model::offsets::Positions;
-use crate::model::value::{decode_key, decode_row, Record};
+use crate::model::value::{decode_key, decode_value_into, Record, Value};
 use crate::state::join::JoinState;
 use crate::state::store::{Durability, Store, StoreError};
 use crate::topology::Topology;
@@ -72,6 +72,9 @@ pub struct Engine {
     /// Batch plan past `spill_at` join keys: the input goes to partition files.
     spill: Option<crate::state::spill::Spill>,
     spill_at: usize,
+    /// The joined rows before and after a change (reused, see [`JoinedRow`]).
+    old_row: JoinedRow,
+    new_row: JoinedRow,
     pub stats: EngineStats,
 }
 
@@ -91,6 +94,7 @@ impl Engine {
         for (slot, &src) in topo.join.inputs.iter().enumerate() {
             slot_of[src] = slot;
         }
+        let (old_row, new_row) = (JoinedRow::new(&topo), JoinedRow::new(&topo));
         let mut engine = Engine {
             topo,
             store,
@@ -104,6 +108,8 @@ impl Engine {
             flag_change: None,
             spill: None,
             spill_at: usize::MAX,
+            old_row,
+            new_row,
             stats: EngineStats::default(),
         };
         if engine.store.aggregates_deferred()? {
@@ -159,20 +165,21 @@ impl Engine {
             self.stats.unchanged += 1;
             return Ok(());
         }
-        let old = entry.is_complete().then(|| joined_row(&self.topo, key, &entry.slots));
+        let was_complete = entry.is_complete();
+        if was_complete {
+            self.old_row.fill(&self.topo, key, &entry.slots)?;
+        }
         entry.set(slot, row);
-        let new = entry.is_complete().then(|| joined_row(&self.topo, key, &entry.slots));
-        match (old, new) {
-            (Some(old), Some(new)) => {
-                self.aggs.replace(&self.topo, &old?, &new?);
+        // A slot only ever fills: a complete row cannot become incomplete.
+        if entry.is_complete() {
+            let new = self.new_row.fill(&self.topo, key, &entry.slots)?;
+            if was_complete {
+                self.aggs.replace(&self.topo, &self.old_row.rec, new);
                 self.stats.replaced += 1;
-            }
-            (None, Some(new)) => {
-                self.aggs.apply(&self.topo, &new?, 1);
+            } else {
+                self.aggs.apply(&self.topo, new, 1);
                 self.stats.joined += 1;
             }
-            // A slot only ever fills: a complete row cannot become incomplete.
-            (_, None) => {}
         }
         Ok(())
     }
@@ -286,30 +293,80 @@ impl Engine {
     }
 }
 
-/// Builds the joined row of a complete entry: the key, each input's projected
-/// fields in input order, then the post-join operators.
-pub fn joined_row(topo: &Topology, key: &[u8], slots: &[Option<Box<[u8]>>]) -> Result<Record, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt {
-        path: Default::default(),
-        what: what.to_string(),
-    };
-    let mut rec = Record::new();
-    let mut k = key;
-    let key_value = decode_key(&mut k).ok_or_else(|| corrupt("join key does not decode"))?;
-    rec.fields.push((topo.join.key.clone(), key_value));
-    for (slot, &src) in topo.join.inputs.iter().enumerate() {
-        let bytes = slots[slot].as_deref().ok_or_else(|| corrupt("incomplete join entry"))?;
-        let values = decode_row(bytes).ok_or_else(|| corrupt("join row does not decode"))?;
-        let takes = &topo.join.takes[slot];
-        for ((name, v), &take) in topo.sources[src].projection.iter().zip(values).zip(takes) {
-            if take {
-                rec.fields.push((name.clone(), v));
+/// The joined row of a complete entry: the key, each input's projected
+/// fields in input order, then the post-join operators. One is kept per
+/// aggregating thread and refilled for every row: the names are set once
+/// and values are decoded in place (strings reuse their buffers), so a row
+/// costs no allocation beyond what the post-join operators add.
+pub struct JoinedRow {
+    rec: Record,
+    /// The names before the post-join operators run.
+    layout: Vec<crate::model::value::Name>,
+}
+
+impl JoinedRow {
+    pub fn new(topo: &Topology) -> JoinedRow {
+        let mut fields = vec![(topo.join.key.clone(), Value::Null)];
+        for (slot, &src) in topo.join.inputs.iter().enumerate() {
+            for (name, &take) in topo.sources[src].projection.iter().zip(&topo.join.takes[slot]) {
+                if take {
+                    fields.push((name.clone(), Value::Null));
+                }
             }
         }
+        JoinedRow {
+            layout: fields.iter().map(|(n, _)| n.clone()).collect(),
+            rec: Record { fields },
+        }
     }
-    for op in &topo.join.ops {
-        // Post-join operators cannot reject (`require` is refused by build).
-        let _ = op.apply(&mut rec);
+
+    /// Refills the row from a complete entry's slots.
+    pub fn fill(&mut self, topo: &Topology, key: &[u8], slots: &[Option<Box<[u8]>>]) -> Result<&Record, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt {
+            path: Default::default(),
+            what: what.to_string(),
+        };
+        let fields = &mut self.rec.fields;
+        let base = self.layout.len();
+        fields.truncate(base);
+        // A post-join operator that renamed, dropped or reordered fields
+        // leaves another layout: start again from the plan's.
+        if fields.len() < base || fields.iter().zip(&self.layout).any(|((n, _), l)| n != l) {
+            *fields = self.layout.iter().map(|n| (n.clone(), Value::Null)).collect();
+        }
+        let mut k = key;
+        fields[0].1 = decode_key(&mut k).ok_or_else(|| corrupt("join key does not decode"))?;
+        let mut at = 1;
+        for (slot, takes) in topo.join.takes.iter().enumerate() {
+            let mut bytes = slots[slot].as_deref().ok_or_else(|| corrupt("incomplete join entry"))?;
+            for &take in takes {
+                if bytes.is_empty() {
+                    // A row shorter than its projection: the rest is null.
+                    if take {
+                        fields[at].1 = Value::Null;
+                        at += 1;
+                    }
+                } else if take {
+                    decode_value_into(&mut bytes, &mut fields[at].1)
+                        .ok_or_else(|| corrupt("join row does not decode"))?;
+                    at += 1;
+                } else {
+                    decode_value_into(&mut bytes, &mut Value::Null)
+                        .ok_or_else(|| corrupt("join row does not decode"))?;
+                }
+            }
+        }
+        for op in &topo.join.ops {
+            // Post-join operators cannot reject (`require` is refused by build).
+            let _ = op.apply(&mut self.rec);
+        }
+        Ok(&self.rec)
     }
-    Ok(rec)
+}
+
+/// Builds the joined row of a complete entry (a fresh [`JoinedRow`]).
+pub fn joined_row(topo: &Topology, key: &[u8], slots: &[Option<Box<[u8]>>]) -> Result<Record, StoreError> {
+    let mut row = JoinedRow::new(topo);
+    row.fill(topo, key, slots)?;
+    Ok(row.rec)
 }

@@ -151,6 +151,23 @@ pub fn encode_row<'a>(values: impl IntoIterator<Item = &'a Value>, out: &mut Vec
 }
 
 /// Decodes a row written by [`encode_row`]; `None` if the bytes are corrupt.
+/// Decodes one value of a row into `into`, advancing `buf`. A string
+/// decoded over a string reuses its buffer (no allocation per row when a
+/// reused record is refilled).
+pub fn decode_value_into(buf: &mut &[u8], into: &mut Value) -> Option<()> {
+    if let (Some(&T_STR), Value::Str(s)) = (buf.first(), &mut *into) {
+        let mut rest = &buf[1..];
+        let n = get_varint(&mut rest)? as usize;
+        let text = std::str::from_utf8(take(&mut rest, n)?).ok()?;
+        s.clear();
+        s.push_str(text);
+        *buf = rest;
+        return Some(());
+    }
+    *into = decode_value(buf)?;
+    Some(())
+}
+
 pub fn decode_row(mut buf: &[u8]) -> Option<Vec<Value>> {
     let mut values = Vec::new();
     while !buf.is_empty() {

@@ -17,7 +17,6 @@
 //!   keys (see `store.rs` for the key layout), so a RocksDB iterator yields
 //!   rows sorted by their key columns.
 
-use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt;
@@ -27,8 +26,98 @@ use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserializer, Serialize, Serializer};
 
-/// Interned field name.
-pub type Name = Arc<str>;
+/// An interned field name. Names the interner holds are leaked
+/// `&'static str`s (bounded: [`MAX_INTERNED`] names of at most
+/// [`MAX_INTERNED_LEN`] bytes per process), so cloning one is a pointer
+/// copy: with `Arc<str>`, every clone and drop was an atomic operation on a
+/// counter that all parsing threads share (a cache line moving between
+/// cores for every field of every record). Past the bounds a name is a
+/// shared allocation of its own.
+#[derive(Clone)]
+pub enum Name {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl std::ops::Deref for Name {
+    type Target = str;
+    #[inline]
+    fn deref(&self) -> &str {
+        match self {
+            Name::Static(s) => s,
+            Name::Shared(s) => s,
+        }
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        self
+    }
+}
+
+impl std::borrow::Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+impl PartialEq for Name {
+    #[inline]
+    fn eq(&self, other: &Name) -> bool {
+        same_name(self, other)
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        same_name(self, other)
+    }
+}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (**self).hash(h)
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        intern(s)
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self)
+    }
+}
 
 /// One field value.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,27 +253,30 @@ impl fmt::Display for Value {
     }
 }
 
-thread_local! {
-    static NAMES: RefCell<HashSet<Name, rustc_hash::FxBuildHasher>> = RefCell::new(HashSet::default());
-}
+/// The process's interned names (see [`Name`]).
+static NAMES: std::sync::Mutex<Option<HashSet<&'static str, rustc_hash::FxBuildHasher>>> = std::sync::Mutex::new(None);
 
-/// Upper bound on interned names per thread: records with random keys must
-/// not grow the interner without limit; past it names are allocated as is.
-const MAX_INTERNED: usize = 4096;
+/// Upper bounds of the interner: records with random keys must not grow it
+/// without limit; past them names are allocated as they come.
+pub const MAX_INTERNED: usize = 4096;
+pub const MAX_INTERNED_LEN: usize = 128;
 
-/// Returns the shared `Arc<str>` for a field name.
+/// Returns the interned name for a field name. Called when a topology is
+/// built and when a record brings a name the topology does not know (the
+/// full parse of `clean`, nested objects); never per field on the hot path,
+/// which uses the topology's names.
 pub fn intern(name: &str) -> Name {
-    NAMES.with(|cell| {
-        let mut set = cell.borrow_mut();
-        if let Some(n) = set.get(name) {
-            return n.clone();
-        }
-        let n: Name = Arc::from(name);
-        if set.len() < MAX_INTERNED {
-            set.insert(n.clone());
-        }
-        n
-    })
+    let mut guard = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    let set = guard.get_or_insert_with(HashSet::default);
+    if let Some(n) = set.get(name) {
+        return Name::Static(n);
+    }
+    if set.len() < MAX_INTERNED && name.len() <= MAX_INTERNED_LEN {
+        let leaked: &'static str = Box::leak(name.into());
+        set.insert(leaked);
+        return Name::Static(leaked);
+    }
+    Name::Shared(Arc::from(name))
 }
 
 /// Whether two field names are equal. Names are interned, so the two are

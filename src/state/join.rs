@@ -16,6 +16,40 @@
 /// copied when it is new.
 type HashMap<K, V> = hashbrown::HashMap<K, V>;
 
+/// A join key as the cache holds it: inline up to [`INLINE_KEY`] bytes (an
+/// encoded integer `ind` is 9), so a lookup compares fixed-size arrays in
+/// registers instead of calling `memcmp` through a pointer to a separate
+/// allocation (a cache miss per record).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum JoinKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<[u8]>),
+}
+
+pub const INLINE_KEY: usize = 22;
+
+impl JoinKey {
+    pub fn new(key: &[u8]) -> JoinKey {
+        if key.len() <= INLINE_KEY {
+            let mut bytes = [0u8; INLINE_KEY];
+            bytes[..key.len()].copy_from_slice(key);
+            JoinKey::Inline {
+                len: key.len() as u8,
+                bytes,
+            }
+        } else {
+            JoinKey::Heap(key.into())
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            JoinKey::Inline { len, bytes } => &bytes[..*len as usize],
+            JoinKey::Heap(b) => b,
+        }
+    }
+}
+
 /// Encoded join entries `(key, value)` on their way to RocksDB.
 pub type EncodedEntries = Vec<(Box<[u8]>, Vec<u8>)>;
 
@@ -95,7 +129,7 @@ impl Entry {
 pub struct JoinState {
     cf: String,
     inputs: usize,
-    cache: HashMap<Box<[u8]>, Entry>,
+    cache: HashMap<JoinKey, Entry>,
     complete: bool,
     capacity: usize,
     /// Keep dirty entries in memory instead of writing them at each commit
@@ -117,7 +151,7 @@ impl JoinState {
             }
             match Entry::decode(v, inputs) {
                 Some(e) => {
-                    cache.insert(k.into(), e);
+                    cache.insert(JoinKey::new(k), e);
                 }
                 None => corrupt = Some(k.to_vec()),
             }
@@ -145,9 +179,9 @@ impl JoinState {
     /// The entry of `key`, created empty if the key is new.
     pub fn entry(&mut self, store: &Store, key: &[u8]) -> Result<&mut Entry, StoreError> {
         let (inputs, complete, cf) = (self.inputs, self.complete, &self.cf);
-        match self.cache.entry_ref(key) {
-            hashbrown::hash_map::EntryRef::Occupied(o) => Ok(o.into_mut()),
-            hashbrown::hash_map::EntryRef::Vacant(v) => {
+        match self.cache.entry(JoinKey::new(key)) {
+            hashbrown::hash_map::Entry::Occupied(o) => Ok(o.into_mut()),
+            hashbrown::hash_map::Entry::Vacant(v) => {
                 let loaded = if complete {
                     None
                 } else {
@@ -188,7 +222,7 @@ impl JoinState {
 
     /// Every entry in the cache (complete or not), in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.cache.iter().map(|(k, e)| (&**k, e))
+        self.cache.iter().map(|(k, e)| (k.as_slice(), e))
     }
 
     /// Empties an in-memory table whose entries went elsewhere (the batch
@@ -233,7 +267,7 @@ impl JoinState {
         self.cache
             .iter()
             .filter(|(_, e)| e.is_complete())
-            .map(|(k, e)| (&**k, e))
+            .map(|(k, e)| (k.as_slice(), e))
             .collect()
     }
 
@@ -249,7 +283,7 @@ impl JoinState {
         let mut dirty = Vec::new();
         for (k, e) in self.cache.iter_mut().filter(|(_, e)| e.dirty) {
             e.dirty = false;
-            dirty.push((k.clone(), e.encode()));
+            dirty.push((k.as_slice().into(), e.encode()));
         }
         dirty
     }
