@@ -43,9 +43,12 @@ use crate::topology::Topology;
 const ROWS_PER_SHARD: usize = 100_000;
 
 /// Join keys a temporary batch replay keeps in memory before it spills its
-/// input to partition files (`state/spill.rs`): about 1,000,000 posts'
-/// table, a few hundred MB.
-pub const BATCH_MEMORY_KEYS: usize = 1_250_000;
+/// input to partition files (`state/spill.rs`). Low on purpose: joining
+/// partition by partition is faster than one big table (small tables stay
+/// in the CPU caches, partitions are joined on all cores) and holds less
+/// memory. Measured on the 1,000,000-post archive, five alternating pairs:
+/// partitioned 3.80 s wall and 168 MB peak RSS, one table 4.33 s and 448 MB.
+pub const BATCH_MEMORY_KEYS: usize = 100_000;
 
 /// One key's rows, a slot per join input.
 type Slots = Box<[Option<Box<[u8]>>]>;

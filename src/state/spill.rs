@@ -21,8 +21,9 @@ use std::path::{Path, PathBuf};
 use crate::model::value::{get_varint, put_varint};
 
 /// Files the input is split into: at 10,000,000 posts (39 M records,
-/// ~2.3 GB of projected rows) a partition is ~36 MB.
-pub const PARTITIONS: usize = 64;
+/// ~2.3 GB of projected rows) a partition is ~18 MB; memory grows with the
+/// archive past that (two partitions' tables at a time).
+pub const PARTITIONS: usize = 128;
 
 /// The partition files being written.
 pub struct Spill {
@@ -52,7 +53,7 @@ impl Spill {
         let mut files = Vec::with_capacity(PARTITIONS);
         for p in 0..PARTITIONS {
             let path = dir.join(format!("part-{p:02}"));
-            files.push(BufWriter::with_capacity(256 << 10, File::create(&path)?));
+            files.push(BufWriter::with_capacity(128 << 10, File::create(&path)?));
             paths.push(path);
         }
         Ok(Spill {
