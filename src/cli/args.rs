@@ -63,8 +63,8 @@ pub(crate) enum Command {
         /// Write rejected records here as JSON lines (reason, topic, partition, offset, file, record)
         #[arg(long)]
         dead_letter: Option<PathBuf>,
-        /// Commit state every N records
-        #[arg(long, default_value_t = 1_000_000)]
+        /// Commit state every N records (a kept state is durable at each commit; a killed replay redoes at most N records)
+        #[arg(long, default_value_t = 5_000_000)]
         commit_every: usize,
         /// Join keys kept in memory before falling back to RocksDB reads
         #[arg(long, default_value_t = engine::DEFAULT_CACHE_KEYS)]
