@@ -30,10 +30,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Engine, JoinedRow};
+use super::{Engine, EngineStats, JoinedRow};
 use crate::aggregate::buffers::AggBuffers;
 use crate::aggregate::state::agg_cf;
-use crate::state::join::Entry;
+use crate::state::join::{slot_change, Entry, SlotChange};
 use crate::state::spill::{read_partition, Spill};
 use crate::state::store::{Durability, Store, StoreError};
 use crate::topology::Topology;
@@ -53,8 +53,8 @@ pub const BATCH_MEMORY_KEYS: usize = 100_000;
 /// One key's rows, a slot per join input.
 type Slots = Box<[Option<Box<[u8]>>]>;
 
-/// A spilled partition's join, counted: (joined, replaced, unchanged).
-type PartitionDone = (AggBuffers, [u64; 3]);
+/// A spilled partition's join: its aggregates and its slot-update counts.
+type PartitionDone = (AggBuffers, EngineStats);
 
 /// Whether a run may defer aggregation (pure; the rules above): only with
 /// the whole join table in memory, and for a kept state only when it starts
@@ -87,11 +87,6 @@ impl Engine {
         }
     }
 
-    /// Whether aggregation is still deferred.
-    pub fn is_batch_plan(&self) -> bool {
-        self.batch
-    }
-
     /// One record under the batch plan: into the join table (or the
     /// spill), counted as the incremental plan counts it.
     pub(super) fn process_deferred(&mut self, slot: usize, key: &[u8], row: Box<[u8]>) -> Result<(), StoreError> {
@@ -102,17 +97,12 @@ impl Engine {
                 .map_err(|source| StoreError::Spill { path: path(), source });
         }
         let entry = self.join.entry(&self.store, key)?;
-        if entry.slots[slot].as_deref() == Some(&*row) {
-            self.stats.unchanged += 1;
+        let change = slot_change(&entry.slots, slot, &row);
+        self.stats.count(change);
+        if change == SlotChange::Unchanged {
             return Ok(());
         }
-        let was_complete = entry.is_complete();
         entry.set(slot, row);
-        match (was_complete, entry.is_complete()) {
-            (true, _) => self.stats.replaced += 1,
-            (false, true) => self.stats.joined += 1,
-            (false, false) => {}
-        }
         if self.join.len() > self.spill_at {
             self.start_spill()?;
         }
@@ -215,9 +205,7 @@ impl Engine {
         self.stats.agg = self.aggs.stats;
         Ok(())
     }
-}
 
-impl Engine {
     /// Joins and aggregates the spilled partitions, one per core at a time;
     /// the shards' deltas are merged and written as each partition ends.
     fn aggregate_spilled(&mut self, paths: &[PathBuf]) -> Result<(), StoreError> {
@@ -240,10 +228,10 @@ impl Engine {
             }
             drop(tx);
             for done in rx {
-                let (shard, [joined, replaced, unchanged]) = done?;
-                self.stats.joined += joined;
-                self.stats.replaced += replaced;
-                self.stats.unchanged += unchanged;
+                let (shard, counts) = done?;
+                self.stats.joined += counts.joined;
+                self.stats.replaced += counts.replaced;
+                self.stats.unchanged += counts.unchanged;
                 self.aggs.absorb(shard);
                 let mut batch = rocksdb::WriteBatch::default();
                 self.aggs.take(topo).write_into(topo, store, &mut batch)?;
@@ -263,21 +251,16 @@ fn partition_pass(
     path: &Path,
 ) -> Result<PartitionDone, StoreError> {
     let mut table: hashbrown::HashMap<Box<[u8]>, Slots> = hashbrown::HashMap::new();
-    let mut counts = [0u64; 3];
+    let mut counts = EngineStats::default();
     read_partition(path, |r| {
         let slots = table.entry_ref(r.key).or_insert_with(|| vec![None; inputs].into());
-        if slots[r.slot].as_deref() == Some(r.row) {
-            counts[2] += u64::from(!r.restored);
-            return;
-        }
-        let was_complete = slots.iter().all(Option::is_some);
-        slots[r.slot] = Some(r.row.into());
+        let change = slot_change(slots, r.slot, r.row);
+        // Restored rows were counted before the spill began.
         if !r.restored {
-            if was_complete {
-                counts[1] += 1;
-            } else if slots.iter().all(Option::is_some) {
-                counts[0] += 1;
-            }
+            counts.count(change);
+        }
+        if change != SlotChange::Unchanged {
+            slots[r.slot] = Some(r.row.into());
         }
     })
     .map_err(|source| StoreError::Spill {

@@ -30,7 +30,7 @@ use rocksdb::WriteBatch;
 use crate::aggregate::buffers::{AggBuffers, AggStats};
 use crate::model::offsets::Positions;
 use crate::model::value::{decode_key, decode_value_into, Record, Value};
-use crate::state::join::JoinState;
+use crate::state::join::{slot_change, JoinState, SlotChange};
 use crate::state::store::{Durability, Store, StoreError};
 use crate::topology::Topology;
 
@@ -52,6 +52,18 @@ pub struct EngineStats {
     /// Time spent writing commits (building the batch and RocksDB's write).
     pub commit_time: std::time::Duration,
     pub agg: AggStats,
+}
+
+impl EngineStats {
+    /// Counts one slot update.
+    pub fn count(&mut self, change: SlotChange) {
+        match change {
+            SlotChange::Unchanged => self.unchanged += 1,
+            SlotChange::Completes => self.joined += 1,
+            SlotChange::Replaces => self.replaced += 1,
+            SlotChange::Fills => {}
+        }
+    }
 }
 
 pub struct Engine {
@@ -161,24 +173,21 @@ impl Engine {
             return self.process_deferred(slot, key, row);
         }
         let entry = self.join.entry(&self.store, key)?;
-        if entry.slots[slot].as_deref() == Some(&*row) {
-            self.stats.unchanged += 1;
-            return Ok(());
-        }
-        let was_complete = entry.is_complete();
-        if was_complete {
-            self.old_row.fill(&self.topo, key, &entry.slots)?;
-        }
-        entry.set(slot, row);
-        // A slot only ever fills: a complete row cannot become incomplete.
-        if entry.is_complete() {
-            let new = self.new_row.fill(&self.topo, key, &entry.slots)?;
-            if was_complete {
-                self.aggs.replace(&self.topo, &self.old_row.rec, new);
-                self.stats.replaced += 1;
-            } else {
+        let change = slot_change(&entry.slots, slot, &row);
+        self.stats.count(change);
+        match change {
+            SlotChange::Unchanged => {}
+            SlotChange::Fills => entry.set(slot, row),
+            SlotChange::Completes => {
+                entry.set(slot, row);
+                let new = self.new_row.fill(&self.topo, key, &entry.slots)?;
                 self.aggs.apply(&self.topo, new, 1);
-                self.stats.joined += 1;
+            }
+            SlotChange::Replaces => {
+                self.old_row.fill(&self.topo, key, &entry.slots)?;
+                entry.set(slot, row);
+                let new = self.new_row.fill(&self.topo, key, &entry.slots)?;
+                self.aggs.replace(&self.topo, &self.old_row.rec, new);
             }
         }
         Ok(())

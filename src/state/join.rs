@@ -76,6 +76,33 @@ pub fn join_cf(name: &str) -> String {
     format!("join.{name}")
 }
 
+/// What a new row for one slot does to a key's slots (decided before the
+/// row is stored; one rule for the incremental plan, the batch plan and
+/// the spilled partitions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotChange {
+    /// The same bytes as the slot holds: nothing to do.
+    Unchanged,
+    /// Fills a slot; the key is still incomplete.
+    Fills,
+    /// Fills the last empty slot: the joined row appears.
+    Completes,
+    /// Changes a slot of a complete key: the joined row changes.
+    Replaces,
+}
+
+pub fn slot_change(slots: &[Option<Box<[u8]>>], slot: usize, row: &[u8]) -> SlotChange {
+    if slots[slot].as_deref() == Some(row) {
+        SlotChange::Unchanged
+    } else if slots.iter().all(Option::is_some) {
+        SlotChange::Replaces
+    } else if slots.iter().enumerate().all(|(i, s)| i == slot || s.is_some()) {
+        SlotChange::Completes
+    } else {
+        SlotChange::Fills
+    }
+}
+
 /// Slots of one key: `None` = that input has no row yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
@@ -264,11 +291,7 @@ impl JoinState {
     /// Every complete entry in the cache, in no particular order: the
     /// whole join when the table is in memory (the batch plan's input).
     pub fn complete_entries(&self) -> Vec<(&[u8], &Entry)> {
-        self.cache
-            .iter()
-            .filter(|(_, e)| e.is_complete())
-            .map(|(k, e)| (k.as_slice(), e))
-            .collect()
+        self.iter().filter(|(_, e)| e.is_complete()).collect()
     }
 
     /// The dirty entries, encoded, now marked clean (none while in memory).
