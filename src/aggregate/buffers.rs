@@ -71,17 +71,22 @@ impl Pending {
     /// Writes the deltas as merges (digests built here), the watermarks, and
     /// the deletion of windows that fell out of retention.
     pub fn write_into(self, topo: &Topology, store: &Store, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        // In key order: the memtable's skiplist inserts a sorted run with
+        // one search per key instead of a descent through every level (the
+        // random order of a hash map made those inserts 12% of a replay).
         for (i, m) in self.counts.into_iter().enumerate() {
             let cf = store.cf(&agg_cf(&topo.aggregates[i].name))?;
+            let mut m: Vec<(Vec<u8>, i64)> = m.into_iter().filter(|(_, d)| *d != 0).collect();
+            m.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (k, d) in m {
-                if d != 0 {
-                    batch.merge_cf(cf, k, d.to_le_bytes());
-                }
+                batch.merge_cf(cf, k, d.to_le_bytes());
             }
         }
         for (i, m) in self.values {
             let a = &topo.aggregates[i];
             let cf = store.cf(&agg_cf(&a.name))?;
+            let mut m: Vec<_> = m.into_iter().collect();
+            m.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (k, v) in m {
                 batch.merge_cf(cf, k, Sketch::from_weighted(a.compression, &v).to_bytes());
             }

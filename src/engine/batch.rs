@@ -33,8 +33,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::{Engine, EngineStats, JoinedRow};
 use crate::aggregate::buffers::AggBuffers;
 use crate::aggregate::state::agg_cf;
-use crate::state::join::{slot_change, Entry, SlotChange};
-use crate::state::spill::{read_partition, Spill};
+use crate::state::join::{encode_slots, slot_change, EncodedEntries, Entry, JoinState, SlotChange};
+use crate::state::spill::{load, rows, Spill};
 use crate::state::store::{Durability, Store, StoreError};
 use crate::topology::Topology;
 
@@ -50,11 +50,9 @@ const ROWS_PER_SHARD: usize = 100_000;
 /// partitioned 3.80 s wall and 168 MB peak RSS, one table 4.33 s and 448 MB.
 pub const BATCH_MEMORY_KEYS: usize = 100_000;
 
-/// One key's rows, a slot per join input.
-type Slots = Box<[Option<Box<[u8]>>]>;
-
-/// A spilled partition's join: its aggregates and its slot-update counts.
-type PartitionDone = (AggBuffers, EngineStats);
+/// A spilled partition's join: its aggregates, its slot-update counts and,
+/// for a kept state, its join table's entries (encoded).
+type PartitionDone = (AggBuffers, EngineStats, EncodedEntries);
 
 /// Whether a run may defer aggregation (pure; the rules above): only with
 /// the whole join table in memory, and for a kept state only when it starts
@@ -78,8 +76,11 @@ impl Engine {
         self.batch = on && batch_allowed(durability, whole, fresh);
         self.spill_at = match durability {
             Durability::Ephemeral => self.join.capacity().min(BATCH_MEMORY_KEYS),
-            // A kept state's join table is its RocksDB table: past the cache
-            // it aggregates early and goes on incrementally (`commit`).
+            // A kept state spills too (into its own dir) while it defers; the
+            // partitions' join rows are written to its RocksDB table when
+            // they are joined, at the end or at the first commit before it
+            // (`commit`), and from then on it goes on incrementally.
+            Durability::Flush if self.batch => self.join.capacity().min(BATCH_MEMORY_KEYS),
             _ => usize::MAX,
         };
         if durability == Durability::Flush && self.batch != was {
@@ -89,20 +90,25 @@ impl Engine {
 
     /// One record under the batch plan: into the join table (or the
     /// spill), counted as the incremental plan counts it.
-    pub(super) fn process_deferred(&mut self, slot: usize, key: &[u8], row: Box<[u8]>) -> Result<(), StoreError> {
+    pub(super) fn process_deferred<R: AsRef<[u8]> + Into<Box<[u8]>>>(
+        &mut self,
+        slot: usize,
+        key: &[u8],
+        row: R,
+    ) -> Result<(), StoreError> {
         let path = || self.store.path().to_path_buf();
         if let Some(spill) = &mut self.spill {
             return spill
-                .push(slot, false, key, &row)
+                .push(slot, false, key, row.as_ref())
                 .map_err(|source| StoreError::Spill { path: path(), source });
         }
         let entry = self.join.entry(&self.store, key)?;
-        let change = slot_change(&entry.slots, slot, &row);
+        let change = slot_change(&entry.slots, slot, row.as_ref());
         self.stats.count(change);
         if change == SlotChange::Unchanged {
             return Ok(());
         }
-        entry.set(slot, row);
+        entry.set(slot, row.into());
         if self.join.len() > self.spill_at {
             self.start_spill()?;
         }
@@ -171,6 +177,10 @@ impl Engine {
             })?;
             self.aggregate_spilled(&paths)?;
             let _ = std::fs::remove_dir_all(dir.join("spill"));
+            if self.store.durability() != Durability::Ephemeral {
+                // The partitions' entries are in RocksDB now, not in memory.
+                self.join.mark_stored();
+            }
         } else if self.join.holds_all() {
             let entries = self.join.complete_entries();
             for chunk in entries.chunks(chunk_rows) {
@@ -207,9 +217,11 @@ impl Engine {
     }
 
     /// Joins and aggregates the spilled partitions, one per core at a time;
-    /// the shards' deltas are merged and written as each partition ends.
+    /// the shards' deltas are merged as each partition ends and written
+    /// once at the end (a kept state's join entries per partition).
     fn aggregate_spilled(&mut self, paths: &[PathBuf]) -> Result<(), StoreError> {
         let inputs = self.topo.join.inputs.len();
+        let keep = self.store.durability() != Durability::Ephemeral;
         let (topo, store) = (&*self.topo, &*self.store);
         let templates: Vec<AggBuffers> = (0..threads()).map(|_| self.aggs.shard()).collect();
         let next = AtomicUsize::new(0);
@@ -220,7 +232,7 @@ impl Engine {
                 let tx = tx.clone();
                 s.spawn(move || {
                     while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        if tx.send(partition_pass(topo, &template, inputs, path)).is_err() {
+                        if tx.send(partition_pass(topo, &template, inputs, path, keep)).is_err() {
                             break;
                         }
                     }
@@ -228,53 +240,81 @@ impl Engine {
             }
             drop(tx);
             for done in rx {
-                let (shard, counts) = done?;
+                let (shard, counts, entries) = done?;
                 self.stats.joined += counts.joined;
                 self.stats.replaced += counts.replaced;
                 self.stats.unchanged += counts.unchanged;
                 self.aggs.absorb(shard);
-                let mut batch = rocksdb::WriteBatch::default();
-                self.aggs.take(topo).write_into(topo, store, &mut batch)?;
-                store.write(batch)?;
+                if !entries.is_empty() {
+                    let mut batch = rocksdb::WriteBatch::default();
+                    JoinState::write_sorted(store, &topo.join.name, entries, &mut batch)?;
+                    store.write(batch)?;
+                }
             }
-            Ok(())
+            // The aggregates once, in key order: deltas of one group from
+            // several partitions are added here, not merged by RocksDB, and
+            // one sorted run goes into each memtable (written per partition,
+            // 128 interleaved runs made the skiplist inserts 8% of a replay).
+            let mut batch = rocksdb::WriteBatch::default();
+            self.aggs.take(topo).write_into(topo, store, &mut batch)?;
+            store.write(batch)
         })
     }
 }
 
 /// Builds one partition's join (in the order its rows were written, so a
-/// later row replaces its slot) and aggregates its complete rows.
+/// later row replaces its slot) and aggregates its complete rows. Keys and
+/// rows borrow from the loaded partition: a key's slots are `inputs`
+/// consecutive entries of one arena, so the pass allocates per table
+/// growth, not per row. With `keep`, also returns the partition's entries
+/// for the join table.
 fn partition_pass(
     topo: &Topology,
     template: &AggBuffers,
     inputs: usize,
     path: &Path,
+    keep: bool,
 ) -> Result<PartitionDone, StoreError> {
-    let mut table: hashbrown::HashMap<Box<[u8]>, Slots> = hashbrown::HashMap::new();
+    let err = |source| StoreError::Spill {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut data = Vec::new();
+    load(path, &mut data).map_err(err)?;
+    // About three rows of ~70 bytes per key (measured rows are 60-120).
+    let mut index: hashbrown::HashMap<&[u8], u32> = hashbrown::HashMap::with_capacity(data.len() / 200);
+    let mut keys: Vec<&[u8]> = Vec::with_capacity(data.len() / 200);
+    let mut arena: Vec<Option<&[u8]>> = Vec::with_capacity(data.len() / 200 * inputs);
     let mut counts = EngineStats::default();
-    read_partition(path, |r| {
-        let slots = table.entry_ref(r.key).or_insert_with(|| vec![None; inputs].into());
+    for r in rows(&data, path) {
+        let r = r.map_err(err)?;
+        let at = *index.entry(r.key).or_insert_with(|| {
+            keys.push(r.key);
+            arena.resize(arena.len() + inputs, None);
+            (keys.len() - 1) as u32
+        }) as usize;
+        let slots = &mut arena[at * inputs..(at + 1) * inputs];
         let change = slot_change(slots, r.slot, r.row);
         // Restored rows were counted before the spill began.
         if !r.restored {
             counts.count(change);
         }
         if change != SlotChange::Unchanged {
-            slots[r.slot] = Some(r.row.into());
+            slots[r.slot] = Some(r.row);
         }
-    })
-    .map_err(|source| StoreError::Spill {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    }
     let mut shard = template.shard();
     let mut row = JoinedRow::new(topo);
-    for (key, slots) in &table {
+    let mut entries = Vec::with_capacity(if keep { keys.len() } else { 0 });
+    for (key, slots) in keys.iter().zip(arena.chunks_exact(inputs.max(1))) {
         if slots.iter().all(Option::is_some) {
             shard.apply(topo, row.fill(topo, key, slots)?, 1);
         }
+        if keep {
+            entries.push((Box::<[u8]>::from(*key), encode_slots(slots)));
+        }
     }
-    Ok((shard, counts))
+    Ok((shard, counts, entries))
 }
 
 fn threads() -> usize {

@@ -98,6 +98,9 @@ impl Engine {
         durability: Durability,
     ) -> Result<Engine, StoreError> {
         let store = Arc::new(Store::open_with(dir, &topo, durability)?);
+        // Partition files of a batch replay that did not finish: their rows
+        // are not state (no position covers them), the replay redoes them.
+        let _ = std::fs::remove_dir_all(dir.join("spill"));
         let mut join = JoinState::open(&store, &topo.join.name, topo.join.inputs.len(), cache_keys)?;
         join.set_in_memory(durability == Durability::Ephemeral);
         let aggs = AggBuffers::new(&topo, &store)?;
@@ -165,27 +168,33 @@ impl Engine {
     }
 
     /// Applies one cleaned record of `source`: `key` is the tuple-encoded join
-    /// key, `row` the encoded projection.
-    pub fn process(&mut self, source: usize, key: &[u8], row: Box<[u8]>) -> Result<(), StoreError> {
+    /// key, `row` the encoded projection (borrowed or owned: it is copied
+    /// only where it is stored).
+    pub fn process<R: AsRef<[u8]> + Into<Box<[u8]>>>(
+        &mut self,
+        source: usize,
+        key: &[u8],
+        row: R,
+    ) -> Result<(), StoreError> {
         let slot = self.slot_of[source];
         self.stats.records += 1;
         if self.batch {
             return self.process_deferred(slot, key, row);
         }
         let entry = self.join.entry(&self.store, key)?;
-        let change = slot_change(&entry.slots, slot, &row);
+        let change = slot_change(&entry.slots, slot, row.as_ref());
         self.stats.count(change);
         match change {
             SlotChange::Unchanged => {}
-            SlotChange::Fills => entry.set(slot, row),
+            SlotChange::Fills => entry.set(slot, row.into()),
             SlotChange::Completes => {
-                entry.set(slot, row);
+                entry.set(slot, row.into());
                 let new = self.new_row.fill(&self.topo, key, &entry.slots)?;
                 self.aggs.apply(&self.topo, new, 1);
             }
             SlotChange::Replaces => {
                 self.old_row.fill(&self.topo, key, &entry.slots)?;
-                entry.set(slot, row);
+                entry.set(slot, row.into());
                 let new = self.new_row.fill(&self.topo, key, &entry.slots)?;
                 self.aggs.replace(&self.topo, &self.old_row.rec, new);
             }
@@ -200,9 +209,12 @@ impl Engine {
     pub fn commit(&mut self) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         self.wait_in_flight()?;
-        if self.batch && self.join.over_capacity() {
-            // The table is about to spill (and leave memory): aggregate what
-            // it holds now and go on incrementally.
+        let kept = self.store.durability() != Durability::Ephemeral;
+        if self.batch && (self.join.over_capacity() || (kept && self.spill.is_some())) {
+            // The table is about to leave memory, or a kept state's spilled
+            // rows must be in its join table before positions covering them
+            // are committed: aggregate what it holds now and go on
+            // incrementally.
             self.aggregate_deferred()?;
         }
         self.aggs.tick();
@@ -330,7 +342,12 @@ impl JoinedRow {
     }
 
     /// Refills the row from a complete entry's slots.
-    pub fn fill(&mut self, topo: &Topology, key: &[u8], slots: &[Option<Box<[u8]>>]) -> Result<&Record, StoreError> {
+    pub fn fill<R: AsRef<[u8]>>(
+        &mut self,
+        topo: &Topology,
+        key: &[u8],
+        slots: &[Option<R>],
+    ) -> Result<&Record, StoreError> {
         let corrupt = |what: &str| StoreError::Corrupt {
             path: Default::default(),
             what: what.to_string(),
@@ -347,7 +364,10 @@ impl JoinedRow {
         fields[0].1 = decode_key(&mut k).ok_or_else(|| corrupt("join key does not decode"))?;
         let mut at = 1;
         for (slot, takes) in topo.join.takes.iter().enumerate() {
-            let mut bytes = slots[slot].as_deref().ok_or_else(|| corrupt("incomplete join entry"))?;
+            let mut bytes = slots[slot]
+                .as_ref()
+                .map(AsRef::as_ref)
+                .ok_or_else(|| corrupt("incomplete join entry"))?;
             for &take in takes {
                 if bytes.is_empty() {
                     // A row shorter than its projection: the rest is null.

@@ -54,17 +54,28 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
 /// Parses, cleans and projects one raw record for the engine. Only the raw
 /// fields the projection depends on are materialised (`Source::raw_fields`).
 pub fn prepare(topo: &Topology, src: usize, bytes: &[u8]) -> Result<Prepared, String> {
-    let source = &topo.sources[src];
-    let rec = clean_keeping(topo, src, bytes, Some(&source.raw_fields))?;
-    let mut key = Vec::with_capacity(16);
-    encode_key(rec.get(&source.key).unwrap_or(&Value::Null), &mut key);
-    let mut row = Vec::with_capacity(64);
-    let null = Value::Null;
-    encode_row(source.projection.iter().map(|f| rec.get(f).unwrap_or(&null)), &mut row);
+    let mut buf = Vec::with_capacity(80);
+    let key_len = prepare_into(topo, src, bytes, &mut buf)?;
+    let row = buf.split_off(key_len);
     Ok(Prepared {
-        key,
+        key: buf,
         row: row.into_boxed_slice(),
     })
+}
+
+/// [`prepare`] appending the encoded key, then the row, to `out`; returns
+/// the key's length (the row is the rest). On a rejection `out` is as it
+/// was. The driver prepares a whole batch into one buffer this way, so a
+/// record costs no allocation of its own on its way to the engine.
+pub fn prepare_into(topo: &Topology, src: usize, bytes: &[u8], out: &mut Vec<u8>) -> Result<usize, String> {
+    let source = &topo.sources[src];
+    let rec = clean_keeping(topo, src, bytes, Some(&source.raw_fields))?;
+    let start = out.len();
+    encode_key(rec.get(&source.key).unwrap_or(&Value::Null), out);
+    let key_len = out.len() - start;
+    let null = Value::Null;
+    encode_row(source.projection.iter().map(|f| rec.get(f).unwrap_or(&null)), out);
+    Ok(key_len)
 }
 
 #[cfg(test)]

@@ -229,12 +229,15 @@ pub fn encode_key(v: &Value, out: &mut Vec<u8>) {
 }
 
 fn escape_bytes(bytes: &[u8], out: &mut Vec<u8>) {
-    for &b in bytes {
-        out.push(b);
-        if b == 0 {
-            out.push(0xFF);
-        }
+    // Runs between zero bytes are copied whole (a byte loop here was 4% of
+    // a replay: every aggregate key holds strings).
+    let mut rest = bytes;
+    while let Some(i) = memchr::memchr(0, rest) {
+        out.extend_from_slice(&rest[..=i]);
+        out.push(0xFF);
+        rest = &rest[i + 1..];
     }
+    out.extend_from_slice(rest);
     out.extend_from_slice(&[0, 0]);
 }
 

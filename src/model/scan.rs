@@ -74,6 +74,83 @@ pub fn scan_keeping(bytes: &[u8], keep: &[Name]) -> Option<Record> {
     (s.i == bytes.len()).then_some(Record { fields })
 }
 
+/// The first byte of `b` that ends a string's plain run: a quote, a
+/// backslash or a control character (which JSON forbids inside strings).
+/// Skipping the long strings no aggregate reads (titles, descriptions,
+/// URLs) is most of a record's scan, so this looks at 16 bytes at a time.
+#[inline]
+fn find_special(b: &[u8]) -> Option<usize> {
+    find_special_ascii(b).map(|(at, _)| at)
+}
+
+/// [`find_special`], and whether every byte before it is ASCII (then the
+/// run is UTF-8 without a check; the vector compare gives it for free).
+#[inline]
+fn find_special_ascii(b: &[u8]) -> Option<(usize, bool)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut i = 0;
+        let mut high = 0u32;
+        while i + 16 <= b.len() {
+            // SAFETY: SSE2 is part of x86_64; the load reads the 16 bytes
+            // b[i..i + 16], which the loop condition keeps in bounds.
+            let (mask, hi) = unsafe { special_mask16(b.as_ptr().add(i)) };
+            if mask != 0 {
+                let at = mask.trailing_zeros();
+                let before = hi & ((1u32 << at) - 1);
+                return Some((i + at as usize, high == 0 && before == 0));
+            }
+            high |= hi;
+            i += 16;
+        }
+        let at = i + b[i..].iter().position(|&c| is_special(c))?;
+        Some((at, high == 0 && b[i..at].is_ascii()))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let at = b.iter().position(|&c| is_special(c))?;
+        Some((at, b[..at].is_ascii()))
+    }
+}
+
+#[inline]
+fn is_special(c: u8) -> bool {
+    c == b'"' || c == b'\\' || c < 0x20
+}
+
+/// Bit `k` set where byte `k` of the 16 at `p` is special ([`is_special`]),
+/// and where it is not ASCII (its high bit).
+///
+/// # Safety
+/// `p` must point to 16 readable bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn special_mask16(p: *const u8) -> (u32, u32) {
+    use std::arch::x86_64::*;
+    let v = _mm_loadu_si128(p as *const __m128i);
+    let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+    let slash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+    // Unsigned c <= 0x1F exactly when min(c, 0x1F) == c.
+    let ctrl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1F)), v);
+    let special = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, slash), ctrl)) as u32;
+    (special, _mm_movemask_epi8(v) as u32)
+}
+
+/// The value of an integer the grammar accepted (`-?[0-9]+`, at most 18
+/// digits, so it fits an i64).
+fn small_int(lex: &[u8]) -> i64 {
+    let (neg, digits) = match lex.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, lex),
+    };
+    let n = digits.iter().fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
@@ -107,17 +184,20 @@ impl<'a> Scanner<'a> {
     /// A string without escapes (a key, or a kept value's fast case): its
     /// bytes between the quotes. `None` on an escape (left to serde).
     fn plain_string(&mut self) -> Option<&'a [u8]> {
+        self.plain_string_ascii().map(|(s, _)| s)
+    }
+
+    /// [`Scanner::plain_string`], and whether it is all ASCII.
+    fn plain_string_ascii(&mut self) -> Option<(&'a [u8], bool)> {
         self.eat(b'"')?;
         let start = self.i;
-        let end = start
-            + self.b[start..]
-                .iter()
-                .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        let (at, ascii) = find_special_ascii(&self.b[start..])?;
+        let end = start + at;
         if self.b[end] != b'"' {
             return None;
         }
         self.i = end + 1;
-        Some(&self.b[start..end])
+        Some((&self.b[start..end], ascii))
     }
 
     /// Validates a string (at its opening quote) without decoding it.
@@ -125,7 +205,7 @@ impl<'a> Scanner<'a> {
         self.eat(b'"')?;
         loop {
             let rest = &self.b[self.i..];
-            let at = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+            let at = find_special(rest)?;
             self.i += at + 1;
             match rest[at] {
                 b'"' => return Some(()),
@@ -238,9 +318,15 @@ impl<'a> Scanner<'a> {
         let start = self.i;
         match self.peek()? {
             b'"' => {
-                if let Some(s) = self.plain_string() {
-                    // Not UTF-8: serde's call (it rejects the record).
-                    return Some(Value::Str(std::str::from_utf8(s).ok()?.to_owned()));
+                if let Some((s, ascii)) = self.plain_string_ascii() {
+                    let text = if ascii {
+                        // SAFETY: every byte is ASCII (checked by the scan).
+                        unsafe { std::str::from_utf8_unchecked(s) }
+                    } else {
+                        // Not UTF-8: serde's call (it rejects the record).
+                        std::str::from_utf8(s).ok()?
+                    };
+                    return Some(Value::Str(text.to_owned()));
                 }
                 self.i = start;
                 self.skip_string()?;
@@ -251,7 +337,7 @@ impl<'a> Scanner<'a> {
                 // Up to 18 digits always fits an i64; `-0` is a float in
                 // serde_json, so it goes the general way.
                 if integer && lex.len() <= 18 && !lex.starts_with(b"-0") {
-                    return std::str::from_utf8(lex).ok()?.parse().ok().map(Value::Int);
+                    return Some(Value::Int(small_int(lex)));
                 }
             }
             b't' => return self.literal(b"true").map(|_| Value::Bool(true)),
@@ -363,6 +449,50 @@ mod tests {
         let skipped = scan_keeping(b"{\"b\": \"\xff\", \"a\": 1}", &keep(&["a"])).unwrap();
         let serde = Record::from_json_keeping_serde(b"{\"b\": \"\xff\", \"a\": 1}", Some(&keep(&["a"])));
         assert_eq!(Ok(skipped), serde);
+    }
+
+    /// The 16-byte search finds the same first special byte as a byte loop,
+    /// wherever it lies (in the vector part, the tail, or nowhere).
+    #[test]
+    fn special_bytes_are_found_at_every_position() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for special in [b'"', b'\\', 0x00, 0x1F, b'\n'] {
+                    let mut b: Vec<u8> = (0..len).map(|i| b"az~\x7f\x80\xff 0"[i % 8]).collect();
+                    if at < len {
+                        b[at] = special;
+                    }
+                    let want = b.iter().position(|&c| is_special(c));
+                    assert_eq!(find_special(&b), want, "len {len} at {at} byte {special:#x}");
+                    if let Some(w) = want {
+                        let ascii = b[..w].is_ascii();
+                        assert_eq!(find_special_ascii(&b), Some((w, ascii)), "len {len} at {at}");
+                    }
+                    // Pure ASCII before the special byte, wherever it is.
+                    let clean: Vec<u8> = b.iter().map(|&c| if c >= 0x80 { b'x' } else { c }).collect();
+                    if let Some(w) = clean.iter().position(|&c| is_special(c)) {
+                        assert_eq!(find_special_ascii(&clean), Some((w, true)));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn small_integers_parse_as_std_parses_them() {
+        for n in [
+            0i64,
+            7,
+            -7,
+            10,
+            99_999,
+            -123_456_789,
+            999_999_999_999_999_999,
+            -99_999_999_999_999_999,
+        ] {
+            let lex = n.to_string();
+            assert_eq!(small_int(lex.as_bytes()), lex.parse::<i64>().unwrap(), "{lex}");
+        }
     }
 
     #[test]

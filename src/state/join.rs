@@ -91,8 +91,8 @@ pub enum SlotChange {
     Replaces,
 }
 
-pub fn slot_change(slots: &[Option<Box<[u8]>>], slot: usize, row: &[u8]) -> SlotChange {
-    if slots[slot].as_deref() == Some(row) {
+pub fn slot_change<R: AsRef<[u8]>>(slots: &[Option<R>], slot: usize, row: &[u8]) -> SlotChange {
+    if slots[slot].as_ref().map(AsRef::as_ref) == Some(row) {
         SlotChange::Unchanged
     } else if slots.iter().all(Option::is_some) {
         SlotChange::Replaces
@@ -101,6 +101,23 @@ pub fn slot_change(slots: &[Option<Box<[u8]>>], slot: usize, row: &[u8]) -> Slot
     } else {
         SlotChange::Fills
     }
+}
+
+/// A key's slots as the join table stores them (see [`table`]).
+pub fn encode_slots<R: AsRef<[u8]>>(slots: &[Option<R>]) -> Vec<u8> {
+    let len: usize = slots
+        .iter()
+        .map(|s| s.as_ref().map_or(1, |r| r.as_ref().len() + 3))
+        .sum();
+    let mut out = Vec::with_capacity(len);
+    for s in slots {
+        let r = s.as_ref().map(AsRef::as_ref);
+        put_varint(&mut out, r.map_or(0, |r| r.len() as u64 + 1));
+        if let Some(r) = r {
+            out.extend_from_slice(r);
+        }
+    }
+    out
 }
 
 /// Slots of one key: `None` = that input has no row yet.
@@ -121,14 +138,7 @@ impl Entry {
     }
 
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for s in self.slots.iter() {
-            put_varint(&mut out, s.as_ref().map_or(0, |r| r.len() as u64 + 1));
-            if let Some(r) = s {
-                out.extend_from_slice(r);
-            }
-        }
-        out
+        encode_slots(&self.slots)
     }
 
     fn decode(mut b: &[u8], inputs: usize) -> Option<Entry> {
@@ -256,6 +266,15 @@ impl JoinState {
     /// plan's spill); the table still counts as whole (and empty).
     pub fn clear_in_memory(&mut self) {
         self.cache = HashMap::default();
+    }
+
+    /// The table now lives in RocksDB (written there by the batch plan's
+    /// spilled partitions): the empty cache no longer holds it all, so a
+    /// miss reads RocksDB.
+    pub fn mark_stored(&mut self) {
+        self.cache = HashMap::default();
+        self.complete = false;
+        self.in_memory = false;
     }
 
     /// Whether the cache holds the whole table (a miss means "no key").

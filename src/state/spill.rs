@@ -98,32 +98,58 @@ pub struct SpilledRow<'a> {
     pub row: &'a [u8],
 }
 
+/// Reads one partition file whole into `data` (replacing its contents).
+pub fn load(path: &Path, data: &mut Vec<u8>) -> std::io::Result<()> {
+    data.clear();
+    File::open(path)?.read_to_end(data)?;
+    Ok(())
+}
+
+/// The rows of a loaded partition, in the order written; an error (and the
+/// end) where the data is cut short. Rows borrow from `data`, so a
+/// partition's join needs no allocation per row.
+pub fn rows<'d>(data: &'d [u8], path: &'d Path) -> impl Iterator<Item = std::io::Result<SpilledRow<'d>>> + 'd {
+    let mut b = data;
+    std::iter::from_fn(move || {
+        if b.is_empty() {
+            return None;
+        }
+        let row = next_row(&mut b);
+        if row.is_none() {
+            b = &[];
+        }
+        Some(row.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: cut short", path.display()),
+            )
+        }))
+    })
+}
+
+fn next_row<'d>(b: &mut &'d [u8]) -> Option<SpilledRow<'d>> {
+    let tag = get_varint(b)?;
+    let klen = get_varint(b)? as usize;
+    let key = b.get(..klen)?;
+    *b = &b[klen..];
+    let rlen = get_varint(b)? as usize;
+    let row = b.get(..rlen)?;
+    *b = &b[rlen..];
+    Some(SpilledRow {
+        slot: (tag >> 1) as usize,
+        restored: tag & 1 == 1,
+        key,
+        row,
+    })
+}
+
 /// Reads one partition file whole and calls `f` with each row in the order
 /// written; an error if the file is cut short.
 pub fn read_partition(path: &Path, mut f: impl FnMut(SpilledRow<'_>)) -> std::io::Result<()> {
     let mut data = Vec::new();
-    File::open(path)?.read_to_end(&mut data)?;
-    let bad = || {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{}: cut short", path.display()),
-        )
-    };
-    let mut b = &data[..];
-    while !b.is_empty() {
-        let tag = get_varint(&mut b).ok_or_else(bad)?;
-        let klen = get_varint(&mut b).ok_or_else(bad)? as usize;
-        let key = b.get(..klen).ok_or_else(bad)?;
-        b = &b[klen..];
-        let rlen = get_varint(&mut b).ok_or_else(bad)? as usize;
-        let row = b.get(..rlen).ok_or_else(bad)?;
-        b = &b[rlen..];
-        f(SpilledRow {
-            slot: (tag >> 1) as usize,
-            restored: tag & 1 == 1,
-            key,
-            row,
-        });
+    load(path, &mut data)?;
+    for row in rows(&data, path) {
+        f(row?);
     }
     Ok(())
 }
