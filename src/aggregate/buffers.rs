@@ -71,6 +71,29 @@ impl Pending {
     /// Writes the deltas as merges (digests built here), the watermarks, and
     /// the deletion of windows that fell out of retention.
     pub fn write_into(self, topo: &Topology, store: &Store, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        self.write_runs(topo, store, batch, None)
+    }
+
+    /// [`Pending::write_into`] for a write that need not be atomic (the
+    /// batch plan's final aggregation, whose positions follow in the next
+    /// commit): the batch is written whenever it reaches `run_bytes`, so a
+    /// few million deltas do not grow one batch by doubling (fresh memory
+    /// and copies were a tenth of a replay). The rest stays in `batch`.
+    pub fn write_in_runs(self, topo: &Topology, store: &Store, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        self.write_runs(topo, store, batch, Some(RUN_BYTES))
+    }
+
+    fn write_runs(
+        self,
+        topo: &Topology,
+        store: &Store,
+        batch: &mut WriteBatch,
+        run_bytes: Option<usize>,
+    ) -> Result<(), StoreError> {
+        let full = |batch: &mut WriteBatch| match run_bytes {
+            Some(n) if batch.size_in_bytes() >= n => store.write(std::mem::take(batch)),
+            _ => Ok(()),
+        };
         // In key order: the memtable's skiplist inserts a sorted run with
         // one search per key instead of a descent through every level (the
         // random order of a hash map made those inserts 12% of a replay).
@@ -80,6 +103,7 @@ impl Pending {
             m.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (k, d) in m {
                 batch.merge_cf(cf, k, d.to_le_bytes());
+                full(batch)?;
             }
         }
         for (i, m) in self.values {
@@ -89,6 +113,7 @@ impl Pending {
             m.sort_unstable_by(|a, b| a.0.cmp(&b.0));
             for (k, v) in m {
                 batch.merge_cf(cf, k, Sketch::from_weighted(a.compression, &v).to_bytes());
+                full(batch)?;
             }
         }
         for (i, wm) in self.watermarks {
@@ -103,6 +128,9 @@ impl Pending {
         Ok(())
     }
 }
+
+/// Size of one write of [`Pending::write_in_runs`].
+const RUN_BYTES: usize = 8 << 20;
 
 /// Pending deltas of every aggregate.
 pub struct AggBuffers {

@@ -42,6 +42,10 @@ use crate::topology::Topology;
 /// the memory of the pass.
 const ROWS_PER_SHARD: usize = 100_000;
 
+/// A kept state's join entries per sorted write (the join table's write
+/// buffer is 64 MB: about one memtable per run).
+const JOIN_RUN_BYTES: usize = 48 << 20;
+
 /// Join keys a temporary batch replay keeps in memory before it spills its
 /// input to partition files (`state/spill.rs`). Low on purpose: joining
 /// partition by partition is faster than one big table (small tables stay
@@ -231,32 +235,50 @@ impl Engine {
             for template in templates {
                 let tx = tx.clone();
                 s.spawn(move || {
+                    // One buffer per thread for every partition it loads: a
+                    // fresh one each time faulted in megabytes of new pages.
+                    let mut data = Vec::new();
                     while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        if tx.send(partition_pass(topo, &template, inputs, path, keep)).is_err() {
+                        let done = partition_pass(topo, &template, inputs, path, keep, &mut data);
+                        if tx.send(done).is_err() {
                             break;
                         }
                     }
                 });
             }
             drop(tx);
+            // A kept state's join entries, written in sorted runs of about a
+            // memtable each: one partition's run at a time interleaves 128
+            // runs in the skiplist (a descent through every level per key).
+            let mut entries: EncodedEntries = Vec::new();
+            let mut bytes = 0;
+            let write = |entries: &mut EncodedEntries| {
+                let mut batch = rocksdb::WriteBatch::default();
+                JoinState::write_sorted(store, &topo.join.name, std::mem::take(entries), &mut batch)?;
+                store.write(batch)
+            };
             for done in rx {
-                let (shard, counts, entries) = done?;
+                let (shard, counts, part) = done?;
                 self.stats.joined += counts.joined;
                 self.stats.replaced += counts.replaced;
                 self.stats.unchanged += counts.unchanged;
                 self.aggs.absorb(shard);
-                if !entries.is_empty() {
-                    let mut batch = rocksdb::WriteBatch::default();
-                    JoinState::write_sorted(store, &topo.join.name, entries, &mut batch)?;
-                    store.write(batch)?;
+                bytes += part.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+                entries.extend(part);
+                if bytes >= JOIN_RUN_BYTES {
+                    write(&mut entries)?;
+                    bytes = 0;
                 }
+            }
+            if !entries.is_empty() {
+                write(&mut entries)?;
             }
             // The aggregates once, in key order: deltas of one group from
             // several partitions are added here, not merged by RocksDB, and
             // one sorted run goes into each memtable (written per partition,
             // 128 interleaved runs made the skiplist inserts 8% of a replay).
             let mut batch = rocksdb::WriteBatch::default();
-            self.aggs.take(topo).write_into(topo, store, &mut batch)?;
+            self.aggs.take(topo).write_in_runs(topo, store, &mut batch)?;
             store.write(batch)
         })
     }
@@ -274,19 +296,20 @@ fn partition_pass(
     inputs: usize,
     path: &Path,
     keep: bool,
+    data: &mut Vec<u8>,
 ) -> Result<PartitionDone, StoreError> {
     let err = |source| StoreError::Spill {
         path: path.to_path_buf(),
         source,
     };
-    let mut data = Vec::new();
-    load(path, &mut data).map_err(err)?;
+    load(path, data).map_err(err)?;
+    let data = &data[..];
     // About three rows of ~70 bytes per key (measured rows are 60-120).
     let mut index: hashbrown::HashMap<&[u8], u32> = hashbrown::HashMap::with_capacity(data.len() / 200);
     let mut keys: Vec<&[u8]> = Vec::with_capacity(data.len() / 200);
     let mut arena: Vec<Option<&[u8]>> = Vec::with_capacity(data.len() / 200 * inputs);
     let mut counts = EngineStats::default();
-    for r in rows(&data, path) {
+    for r in rows(data, path) {
         let r = r.map_err(err)?;
         let at = *index.entry(r.key).or_insert_with(|| {
             keys.push(r.key);
@@ -363,7 +386,7 @@ fn aggregate_chunk(
         aggs.absorb(shard?);
     }
     let mut batch = rocksdb::WriteBatch::default();
-    aggs.take(topo).write_into(topo, store, &mut batch)?;
+    aggs.take(topo).write_in_runs(topo, store, &mut batch)?;
     store.write(batch)
 }
 
