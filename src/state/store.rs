@@ -514,3 +514,48 @@ impl Store {
         self.durability
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression for linking Debian's RocksDB 7.8, which has no
+    /// `rocksdb_flush_cfs` (native/rocksdb_compat.cc supplies it): state
+    /// written with the WAL off reaches disk in every column family, and a
+    /// reopened store sees all of it.
+    #[test]
+    fn flush_without_wal_persists_every_column_family() {
+        let topo = crate::load_topology(crate::PINTEREST_TOPOLOGY).expect("product topology");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let names;
+        {
+            let store = Store::open_with(&path, &topo, Durability::Flush).unwrap();
+            names = DB::list_cf(&Options::default(), &path).unwrap();
+            assert!(names.len() > 3, "the product declares several tables: {names:?}");
+            let mut batch = WriteBatch::default();
+            for n in &names {
+                batch.put_cf(store.cf(n).unwrap(), b"flush-test", n.as_bytes());
+            }
+            store.write(batch).unwrap();
+            store.flush().unwrap();
+            // Nothing may be left only in a memtable (the WAL is off).
+            for n in &names {
+                let cf = store.cf(n).unwrap();
+                let left = store
+                    .db
+                    .property_int_value_cf(cf, "rocksdb.num-entries-active-mem-table")
+                    .unwrap();
+                assert_eq!(left, Some(0), "{n} still has entries in its memtable");
+            }
+        }
+        let store = Store::open_with(&path, &topo, Durability::Flush).unwrap();
+        for n in &names {
+            assert_eq!(
+                store.get(n, b"flush-test").unwrap().as_deref(),
+                Some(n.as_bytes()),
+                "{n}"
+            );
+        }
+    }
+}
