@@ -1,6 +1,7 @@
 //! `pinstream replay`: push an archive through the topology.
 //!
-//! The archive source ([`ArchiveSource`]) reads files in archive order
+//! The archive source ([`ArchiveSource`], or [`S3Source`] for
+//! `s3://bucket/prefix`) reads files in archive order
 //! (topic, partition, offset) and the driver loop (`engine::driver`)
 //! prepares them in parallel and applies them on one thread, so the result
 //! does not depend on thread timing. Records whose position is already in
@@ -10,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +19,8 @@ use crate::engine::driver::{self, BatchDone, CommitPolicy, DriverError, Observer
 use crate::engine::{Engine, EngineStats};
 use crate::sink::DeadLetterSink;
 use crate::source::archive::{self, ArchiveError, ArchiveFile, ArchiveSource};
+use crate::source::s3::{S3Error, S3Options, S3Source, S3Url};
+use crate::source::Source;
 use crate::state::store::{Durability, StoreError};
 use crate::topology::Topology;
 
@@ -24,6 +28,8 @@ use crate::topology::Topology;
 pub enum ReplayError {
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    S3(#[from] S3Error),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -34,7 +40,14 @@ pub enum ReplayError {
 
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
+    /// A directory, or `s3://bucket/prefix`.
     pub archive: PathBuf,
+    /// How to reach an S3 archive.
+    pub s3: S3Options,
+    /// Only these topics (source names or full topic names); all if `None`.
+    pub topics: Option<Vec<String>>,
+    /// Only these partitions; all if `None`.
+    pub partitions: Option<Vec<i32>>,
     pub state_dir: PathBuf,
     /// Topic prefix; found in the archive when `None`.
     pub prefix: Option<String>,
@@ -74,6 +87,21 @@ pub struct ReplaySummary {
     /// Time the engine thread waited for parsed input.
     pub input_wait: Duration,
     pub engine: EngineStats,
+    /// What reading a bucket took, for an S3 archive.
+    pub s3: Option<S3Summary>,
+}
+
+/// The S3 side of a replay.
+#[derive(Debug, Default, Clone)]
+pub struct S3Summary {
+    /// Keys listed (archive objects or not).
+    pub listed: u64,
+    /// Listing pages requested.
+    pub pages: u64,
+    /// Requests retried after a transient error.
+    pub retries: u64,
+    /// Objects not downloaded: their records were all in the state.
+    pub already_done: u64,
 }
 
 /// Finds the topic prefix: the one that makes the most source topics exist.
@@ -126,76 +154,160 @@ impl Observer for Progress {
     }
 }
 
-/// Replays an archive into the state dir; returns the engine (for answers).
+/// Replays an archive (a directory, or `s3://bucket/prefix`) into the state
+/// dir; returns the engine (for answers).
 pub fn replay(
     topo: Arc<Topology>,
     opts: &ReplayOptions,
     dead: &mut DeadLetterSink<'_>,
 ) -> Result<(Engine, ReplaySummary), ReplayError> {
     let started = Instant::now();
+    let archive = opts.archive.to_string_lossy();
+    if S3Url::is_s3(&archive) {
+        let url = S3Url::parse(&archive)?;
+        let (mut source, topics) = S3Source::open(url, opts.s3.clone())?;
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let (mut summary, source_of) = plan(&topo, opts, &topics)?;
+        source.keep_topics(|t| source_of.contains_key(t));
+        source.keep_partitions(opts.partitions.clone());
+        let stats = source.stats.clone();
+        let bar = progress_bar(opts, None);
+        let engine = run(topo, opts, source, &source_of, dead, bar, &mut summary);
+        summary.files = stats.objects.load(Ordering::Relaxed) as usize;
+        summary.bytes = stats.bytes.load(Ordering::Relaxed);
+        if let Ok(mut skipped) = stats.skipped.lock() {
+            summary.skipped.append(&mut skipped);
+        }
+        summary.s3 = Some(S3Summary {
+            listed: stats.listed.load(Ordering::Relaxed),
+            pages: stats.pages.load(Ordering::Relaxed),
+            retries: stats.retries.load(Ordering::Relaxed),
+            already_done: stats.skipped_done.load(Ordering::Relaxed),
+        });
+        let engine = engine?;
+        summary.elapsed = started.elapsed();
+        return Ok((engine, summary));
+    }
     let scan = archive::scan(&opts.archive)?;
-    let files = scan.files;
-    let mut topics: Vec<&str> = files.iter().map(|f| f.topic.as_str()).collect();
+    let mut topics: Vec<&str> = scan.files.iter().map(|f| f.topic.as_str()).collect();
     topics.dedup();
-    let prefix = resolve_prefix(&topo, &topics, opts.prefix.as_deref()).map_err(ReplayError::Prefix)?;
-    let source_of: HashMap<String, usize> = topo
+    let (mut summary, source_of) = plan(&topo, opts, &topics)?;
+    summary.skipped = scan
+        .skipped
+        .iter()
+        .map(|k| format!("{}: {}", k.path.display(), k.reason))
+        .collect();
+    let files: Vec<ArchiveFile> = scan
+        .files
+        .into_iter()
+        .filter(|f| {
+            source_of.contains_key(&f.topic) && opts.partitions.as_ref().is_none_or(|p| p.contains(&f.partition))
+        })
+        .collect();
+    summary.files = files.len();
+    summary.bytes = files.iter().map(|f| f.size).sum();
+    let bar = progress_bar(opts, Some(summary.bytes));
+    let engine = run(
+        topo,
+        opts,
+        ArchiveSource::new(files),
+        &source_of,
+        dead,
+        bar,
+        &mut summary,
+    )?;
+    summary.elapsed = started.elapsed();
+    Ok((engine, summary))
+}
+
+/// The topic prefix, which topic feeds which source (only the selected
+/// `--topics`), and the topics no source reads.
+fn plan(
+    topo: &Topology,
+    opts: &ReplayOptions,
+    topics: &[&str],
+) -> Result<(ReplaySummary, HashMap<String, usize>), ReplayError> {
+    let prefix = resolve_prefix(topo, topics, opts.prefix.as_deref()).map_err(ReplayError::Prefix)?;
+    let mut source_of: HashMap<String, usize> = topo
         .sources
         .iter()
         .enumerate()
         .map(|(i, s)| (s.topic_for(&prefix), i))
         .collect();
-
-    let mut summary = ReplaySummary {
-        prefix: prefix.clone(),
-        skipped: scan
-            .skipped
-            .into_iter()
-            .map(|k| format!("{}: {}", k.path.display(), k.reason))
-            .collect(),
-        ..Default::default()
-    };
     let mut unknown: Vec<String> = topics
         .iter()
         .filter(|t| !source_of.contains_key(**t))
         .map(|t| t.to_string())
         .collect();
     unknown.dedup();
-    summary.unknown_topics = unknown;
-    let files: Vec<ArchiveFile> = files.into_iter().filter(|f| source_of.contains_key(&f.topic)).collect();
-    summary.files = files.len();
-    summary.bytes = files.iter().map(|f| f.size).sum();
+    if let Some(want) = &opts.topics {
+        let named = |t: &str, i: usize| want.iter().any(|w| w == t || *w == topo.sources[i].name);
+        for w in want {
+            if !source_of.iter().any(|(t, i)| w == t || *w == topo.sources[*i].name) {
+                return Err(ReplayError::Prefix(format!(
+                    "--topics: `{w}` is neither a source of the topology ({}) nor one of its topics",
+                    topo.sources
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        source_of.retain(|t, i| named(t, *i));
+    }
+    let summary = ReplaySummary {
+        prefix,
+        unknown_topics: unknown,
+        ..Default::default()
+    };
+    Ok((summary, source_of))
+}
 
-    let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, opts.durability)?;
-    engine.set_max_future_skew(opts.max_future_skew);
-    engine.set_batch_plan(opts.batch_plan);
-
-    let bar = if opts.progress && std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(summary.bytes);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} replay [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
+/// A progress bar on a terminal: of bytes when the total is known (a
+/// directory), else a running count (a bucket is listed as it is read).
+fn progress_bar(opts: &ReplayOptions, total: Option<u64>) -> indicatif::ProgressBar {
+    if !(opts.progress && std::io::stderr().is_terminal()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let (bar, template) = match total {
+        Some(n) => (
+            indicatif::ProgressBar::new(n),
+            "{spinner} replay [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ),
+        None => (
+            indicatif::ProgressBar::new_spinner(),
+            "{spinner} replay {bytes} read, {bytes_per_sec}, {pos:.dim} bytes so far ({elapsed})",
+        ),
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template)
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
             .progress_chars("=> "),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    );
+    bar
+}
+
+/// Opens the engine and drives `source` through it.
+fn run<S: Source>(
+    topo: Arc<Topology>,
+    opts: &ReplayOptions,
+    source: S,
+    source_of: &HashMap<String, usize>,
+    dead: &mut DeadLetterSink<'_>,
+    bar: indicatif::ProgressBar,
+    summary: &mut ReplaySummary,
+) -> Result<Engine, ReplayError> {
+    let mut engine = Engine::open(topo, &opts.state_dir, opts.cache_keys, opts.durability)?;
+    engine.set_max_future_skew(opts.max_future_skew);
+    engine.set_batch_plan(opts.batch_plan);
     let mut progress = Progress(bar);
     let policy = CommitPolicy {
         every_records: Some(opts.commit_every),
         interval: None,
         durable_each: false,
     };
-    let run = driver::drive(
-        &mut engine,
-        ArchiveSource::new(files),
-        &source_of,
-        dead,
-        policy,
-        &mut progress,
-    )?;
+    let run = driver::drive(&mut engine, source, source_of, dead, policy, &mut progress)?;
     progress.0.finish_and_clear();
     summary.records = run.delivered;
     summary.already_done = run.skipped;
@@ -204,9 +316,8 @@ pub fn replay(
     summary.per_topic = run.per_topic;
     summary.read_errors = run.read_errors;
     summary.input_wait = run.input_wait;
-    summary.elapsed = started.elapsed();
     summary.engine = engine.stats;
-    Ok((engine, summary))
+    Ok(engine)
 }
 
 /// Peak resident set size of this process in bytes (Linux), if known.

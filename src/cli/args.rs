@@ -46,9 +46,27 @@ pub(crate) enum Plan {
 pub(crate) enum Command {
     /// Replay an S3-sink archive through the topology and print the answers.
     Replay {
-        /// Archive directory (holding `topics/`)
+        /// Archive: a directory holding `topics/`, or s3://bucket/prefix (the S3 sink's topics.dir parent)
         #[arg(long)]
         archive: PathBuf,
+        /// S3-compatible endpoint for an s3:// archive (path-style addressing), e.g. http://127.0.0.1:9000
+        #[arg(long, env = "PINSTREAM_S3_ENDPOINT")]
+        s3_endpoint: Option<String>,
+        /// Region of an s3:// archive (default: the AWS chain: AWS_REGION, profile, instance metadata; else us-east-1)
+        #[arg(long)]
+        s3_region: Option<String>,
+        /// Objects downloaded at once from an s3:// archive
+        #[arg(long, default_value_t = 16)]
+        s3_in_flight: usize,
+        /// Keys per S3 listing page (S3 returns at most 1,000)
+        #[arg(long, default_value_t = 1000, hide = true)]
+        s3_page_size: i32,
+        /// Replay only these topics: source names (pin,geo,user) or full topic names, comma-separated
+        #[arg(long, value_delimiter = ',')]
+        topics: Option<Vec<String>>,
+        /// Replay only these partitions, comma-separated (e.g. 0,2)
+        #[arg(long, value_delimiter = ',')]
+        partitions: Option<Vec<i32>>,
         /// Topology file (default: the built-in topologies/pinterest.toml)
         #[arg(long, env = "PINSTREAM_TOPOLOGY")]
         topology: Option<PathBuf>,

@@ -13,6 +13,7 @@ use pinstream::engine::prepare::clean;
 use pinstream::query;
 use pinstream::replay::{self, ReplayOptions};
 use pinstream::sink::{file::FileSink, DeadLetterSink, Discard};
+use pinstream::source::s3::S3Options;
 use pinstream::state::store;
 
 pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
@@ -137,6 +138,12 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
         Command::Replay {
             archive,
             topology,
+            s3_endpoint,
+            s3_region,
+            s3_in_flight,
+            s3_page_size,
+            topics,
+            partitions,
             state_dir,
             prefix,
             format,
@@ -172,6 +179,15 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
             };
             let opts = ReplayOptions {
                 archive,
+                s3: S3Options {
+                    endpoint: s3_endpoint,
+                    region: s3_region,
+                    max_in_flight: s3_in_flight.max(1),
+                    page_size: s3_page_size.clamp(1, 1000),
+                    ..S3Options::default()
+                },
+                topics,
+                partitions,
                 state_dir: dir,
                 prefix,
                 commit_every: commit_every.max(1),
@@ -264,6 +280,16 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 for t in &s.unknown_topics {
                     eprintln!("  skipped topic `{t}`: no source reads it");
                 }
+                if let Some(x) = &s.s3 {
+                    eprintln!(
+                        "  S3: {} keys listed in {} pages, {} objects read, {} retried requests, {} objects already in the state (not downloaded)",
+                        thousands(x.listed),
+                        thousands(x.pages),
+                        thousands(s.files as u64),
+                        thousands(x.retries),
+                        thousands(x.already_done)
+                    );
+                }
                 for e in &s.read_errors {
                     eprintln!("  read error: {e}");
                 }
@@ -274,7 +300,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     eprintln!("  … and {} more skipped files", s.skipped.len() - 10);
                 }
                 eprintln!(
-                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={} skipped_files={} unreadable_files={} unknown_topics={}",
+                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={} skipped_files={} unreadable_files={} unknown_topics={}{}",
                     s.records,
                     s.bytes,
                     secs,
@@ -284,7 +310,11 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     s.dead_letters,
                     s.skipped.len(),
                     s.read_errors.len(),
-                    s.unknown_topics.len()
+                    s.unknown_topics.len(),
+                    s.s3.as_ref().map_or(String::new(), |x| format!(
+                        " s3_objects={} s3_retries={} s3_already_done={}",
+                        s.files, x.retries, x.already_done
+                    ))
                 );
             }
             if temp.is_some() {

@@ -5,7 +5,8 @@
 //! defaulted hooks; the driver loop (`engine::driver`) is the only caller.
 //! Implementations: [`archive::ArchiveSource`] (a local archive directory in
 //! the S3-sink layout) and [`kafka::KafkaSource`] (live partitions). A new
-//! source (S3, say) is one new file here implementing the trait.
+//! source is one new file here implementing the trait, as [`s3::S3Source`]
+//! (an archive in a bucket) is.
 //!
 //! Contract:
 //! - [`Source::poll`] returns batches of one topic-partition in offset
@@ -28,6 +29,7 @@ pub mod archive;
 pub mod check;
 pub mod identity;
 pub mod kafka;
+pub mod s3;
 
 /// A raw record as a source delivers it.
 #[derive(Debug, Clone)]
@@ -96,6 +98,8 @@ pub enum Poll {
 pub enum SourceError {
     #[error(transparent)]
     Archive(#[from] archive::ArchiveError),
+    #[error(transparent)]
+    S3(#[from] s3::S3Error),
     #[error("Kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
@@ -115,7 +119,10 @@ impl SourceError {
         match self {
             SourceError::Kafka(_) => true,
             SourceError::Store(e) => e.is_retryable(),
-            SourceError::Archive(_) | SourceError::UnknownTopic { .. } | SourceError::SourceMismatch { .. } => false,
+            SourceError::Archive(_)
+            | SourceError::S3(_)
+            | SourceError::UnknownTopic { .. }
+            | SourceError::SourceMismatch { .. } => false,
         }
     }
 }

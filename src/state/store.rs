@@ -254,6 +254,11 @@ impl Store {
         let mut wanted: Vec<(String, Options)> = vec![(META.into(), Options::default())];
         for t in topo.tables() {
             let mut o = Options::default();
+            // Named, not RocksDB's default (Snappy where the library has
+            // it, none where it does not): the same state files whichever
+            // RocksDB is linked. LZ4 vs none measured equal in time on a
+            // durable 1M-post replay (6.57 vs 6.49 s, 5 pairs), 64 vs 88 MB.
+            o.set_compression_type(rocksdb::DBCompressionType::Lz4);
             if let Some(n) = t.write_buffer {
                 o.set_write_buffer_size(n);
             }

@@ -1,0 +1,752 @@
+//! Archives in the Confluent S3-sink layout, read straight from a bucket.
+//!
+//! `s3://bucket/prefix` holds `prefix/topics/<topic>/<any dirs>/<topic>+<p>+<start>.json[.gz]`,
+//! as MSK Connect's S3 sink writes it. [`S3Source`] is the same
+//! [`Source`] as the local [`super::archive::ArchiveSource`], fed by a
+//! background pipeline:
+//!
+//! - **Listing** is streamed: `ListObjectsV2` one page at a time (with
+//!   `start-after` on a resumed listing), topic by topic, so memory does
+//!   not grow with the number of objects. The topics are the common
+//!   prefixes under `topics/` (one delimiter listing), known before any
+//!   object is read, so the topic prefix is resolved as for a directory.
+//!   Zero-padded start offsets make key order offset order per partition.
+//! - **Fetching** is concurrent and bounded: at most
+//!   [`S3Options::max_in_flight`] objects and [`S3Options::max_bytes`]
+//!   listed bytes are being downloaded or waiting, and objects are handed
+//!   to the driver in listing order (decompressed by the worker that
+//!   prepares them, as for local files).
+//! - **Transient errors** (timeouts, connection failures, 5xx, throttling)
+//!   are retried with capped exponential backoff and counted
+//!   ([`S3Stats::retries`]); the SDK's own retries are off so that every
+//!   retry is counted here. A request still failing after
+//!   [`MAX_ATTEMPTS`], or failing for good (403, 404, no such bucket), ends
+//!   the replay with an error naming the object or listing.
+//! - **Resume**: an object whose whole range (its start offset up to the
+//!   next object's start in the same partition) is already in the state is
+//!   not downloaded again ([`S3Stats::skipped_done`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::Region;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::Client;
+use futures::stream::{FuturesOrdered, StreamExt};
+
+use super::archive::{lines, parse_name};
+use super::{Batch, Poll, Source, SourceError};
+use crate::model::offsets::Positions;
+
+/// Attempts per request before a transient error ends the replay.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("not an S3 URL (s3://bucket/prefix): {0}")]
+    Url(String),
+    #[error("S3 {what}: {message}")]
+    Request { what: String, message: String },
+    #[error("no topics/<topic>/ directories under {0}")]
+    NoTopics(String),
+}
+
+/// `s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Url {
+    pub bucket: String,
+    /// Key prefix, empty or ending in `/`.
+    pub prefix: String,
+}
+
+impl S3Url {
+    pub fn parse(s: &str) -> Result<S3Url, S3Error> {
+        let rest = s.strip_prefix("s3://").ok_or_else(|| S3Error::Url(s.into()))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() || bucket.contains(['?', '#', ' ']) {
+            return Err(S3Error::Url(s.into()));
+        }
+        let mut prefix = prefix.trim_start_matches('/').to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        Ok(S3Url {
+            bucket: bucket.into(),
+            prefix,
+        })
+    }
+
+    pub fn is_s3(s: &str) -> bool {
+        s.starts_with("s3://")
+    }
+}
+
+impl std::fmt::Display for S3Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// How to reach the bucket and how much to have in flight.
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    /// An S3-compatible endpoint (path-style addressing); AWS when `None`.
+    pub endpoint: Option<String>,
+    /// Region; the AWS chain (env, profile, instance metadata), else us-east-1.
+    pub region: Option<String>,
+    pub max_in_flight: usize,
+    pub max_bytes: u64,
+    /// Keys per listing page (S3's maximum is 1,000).
+    pub page_size: i32,
+    /// First backoff; doubles per attempt, capped at 5 s.
+    pub backoff: Duration,
+}
+
+impl Default for S3Options {
+    fn default() -> Self {
+        S3Options {
+            endpoint: None,
+            region: None,
+            max_in_flight: 16,
+            max_bytes: 256 << 20,
+            page_size: 1000,
+            backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What the pipeline did (shared with the replay summary).
+#[derive(Debug, Default)]
+pub struct S3Stats {
+    pub objects: AtomicU64,
+    pub bytes: AtomicU64,
+    pub listed: AtomicU64,
+    pub pages: AtomicU64,
+    pub retries: AtomicU64,
+    pub skipped_done: AtomicU64,
+    /// Keys that are not archive objects of their directory, with why.
+    pub skipped: Mutex<Vec<String>>,
+}
+
+/// Why a request failed, as far as retrying goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Transient,
+    Fatal,
+}
+
+/// Classifies a failed request: no response at all (timeout, connection
+/// refused or reset, a body cut off) is transient, as are 5xx, 429 and
+/// S3's throttling codes; other responses (403, 404, 400) are not.
+pub fn classify(responded: bool, status: Option<u16>, code: Option<&str>) -> Failure {
+    if matches!(
+        code,
+        Some(
+            "SlowDown"
+                | "Throttling"
+                | "ThrottlingException"
+                | "RequestTimeout"
+                | "InternalError"
+                | "ServiceUnavailable"
+        )
+    ) {
+        return Failure::Transient;
+    }
+    match status {
+        _ if !responded => Failure::Transient,
+        Some(s) if s >= 500 || s == 429 || s == 408 => Failure::Transient,
+        _ => Failure::Fatal,
+    }
+}
+
+/// The wait before attempt `attempt + 1` (attempt counts from 1).
+pub fn backoff(first: Duration, attempt: u32) -> Duration {
+    let cap = Duration::from_secs(5);
+    first.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap)
+}
+
+fn failure_of<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (Failure, String) {
+    let (responded, status, code) = match e {
+        SdkError::ServiceError(s) => (
+            true,
+            Some(s.raw().status().as_u16()),
+            s.err().code().map(str::to_string),
+        ),
+        SdkError::ResponseError(r) => (true, Some(r.raw().status().as_u16()), None),
+        SdkError::ConstructionFailure(_) => return (Failure::Fatal, format!("{e:?}")),
+        _ => (false, None, None),
+    };
+    let message = match (status, &code, e.message()) {
+        (Some(s), Some(c), Some(m)) => format!("HTTP {s} {c}: {m}"),
+        (Some(s), Some(c), None) => format!("HTTP {s} {c}"),
+        (Some(s), None, _) => format!("HTTP {s}"),
+        _ => error_chain(e),
+    };
+    (classify(responded, status, code.as_deref()), message)
+}
+
+/// The error and its causes on one line (the SDK's Display is terse).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Builds a client: the AWS credentials chain, the region, and for a
+/// custom endpoint path-style addressing. Retries are ours, not the SDK's.
+pub async fn client(opts: &S3Options) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = &opts.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    let shared = loader.load().await;
+    let mut b = aws_sdk_s3::config::Builder::from(&shared)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(120))
+                .build(),
+        );
+    if shared.region().is_none() {
+        b = b.region(Region::new("us-east-1"));
+    }
+    if let Some(ep) = &opts.endpoint {
+        b = b.endpoint_url(ep).force_path_style(true);
+    }
+    Client::from_conf(b.build())
+}
+
+/// Runs `op` until it succeeds, fails for good, or runs out of attempts.
+async fn with_retries<T, F, Fut>(opts: &S3Options, stats: &S3Stats, what: &str, mut op: F) -> Result<T, S3Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, (Failure, String)>>,
+{
+    let mut attempt = 1;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err((Failure::Transient, m)) if attempt < MAX_ATTEMPTS => {
+                stats.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("S3 {what}: {m} (attempt {attempt} of {MAX_ATTEMPTS}, retrying)");
+                tokio::time::sleep(backoff(opts.backoff, attempt)).await;
+                attempt += 1;
+            }
+            Err((_, message)) => {
+                let message = if attempt > 1 {
+                    format!("{message} (after {attempt} attempts)")
+                } else {
+                    message
+                };
+                return Err(S3Error::Request {
+                    what: what.into(),
+                    message,
+                });
+            }
+        }
+    }
+}
+
+/// The topics of an archive: `prefix/topics/<topic>/` common prefixes.
+pub async fn list_topics(
+    client: &Client,
+    url: &S3Url,
+    opts: &S3Options,
+    stats: &S3Stats,
+) -> Result<Vec<String>, S3Error> {
+    let base = format!("{}topics/", url.prefix);
+    let mut topics = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let what = format!("listing s3://{}/{base}", url.bucket);
+        let page = with_retries(opts, stats, &what, || {
+            let req = client
+                .list_objects_v2()
+                .bucket(&url.bucket)
+                .prefix(&base)
+                .delimiter("/")
+                .set_continuation_token(token.clone());
+            async move { req.send().await.map_err(|e| failure_of(&e)) }
+        })
+        .await?;
+        for cp in page.common_prefixes() {
+            if let Some(t) = cp
+                .prefix()
+                .and_then(|p| p.strip_prefix(&base))
+                .map(|t| t.trim_end_matches('/'))
+            {
+                if !t.is_empty() {
+                    topics.push(t.to_string());
+                }
+            }
+        }
+        match page.next_continuation_token() {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    if topics.is_empty() {
+        return Err(S3Error::NoTopics(url.to_string()));
+    }
+    topics.sort();
+    Ok(topics)
+}
+
+/// One archive object of the listing.
+#[derive(Debug, Clone)]
+struct Object {
+    key: String,
+    topic: String,
+    partition: i32,
+    start: i64,
+    gzip: bool,
+    size: u64,
+}
+
+/// A downloaded object, or why it could not be.
+type Fetched = Result<(Object, Vec<u8>), S3Error>;
+
+/// A download in flight.
+type Download = std::pin::Pin<Box<dyn std::future::Future<Output = Fetched> + Send>>;
+
+/// Decides, one listed object at a time, which objects to download: an
+/// object is held back until the next object of its partition (or the end
+/// of the listing) says where its range ends, so that one whose whole
+/// range is already in the state is skipped (a resumed replay).
+#[derive(Default)]
+struct ResumeFilter {
+    done: HashMap<(String, i32), Vec<(i64, i64)>>,
+    held: HashMap<(String, i32), Object>,
+}
+
+impl ResumeFilter {
+    fn covered(&self, o: &Object, end: Option<i64>) -> bool {
+        let (Some(end), Some(r)) = (end, self.done.get(&(o.topic.clone(), o.partition))) else {
+            return false;
+        };
+        end > o.start && r.iter().any(|&(a, b)| a <= o.start && end <= b)
+    }
+
+    /// Takes the next listed object; returns the objects now decided:
+    /// `(object, already done)`.
+    fn push(&mut self, o: Object) -> Vec<(Object, bool)> {
+        if self.done.is_empty() {
+            return vec![(o, false)];
+        }
+        let k = (o.topic.clone(), o.partition);
+        let prev = self.held.insert(k, o.clone());
+        match prev {
+            Some(p) => {
+                let done = self.covered(&p, Some(o.start));
+                vec![(p, done)]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The objects still held at the end of the listing (never covered:
+    /// their end is unknown).
+    fn finish(&mut self) -> Vec<(Object, bool)> {
+        let mut rest: Vec<Object> = self.held.drain().map(|(_, o)| o).collect();
+        rest.sort_by(|a, b| a.key.cmp(&b.key));
+        rest.into_iter().map(|o| (o, false)).collect()
+    }
+}
+
+/// A [`Source`] over an S3 archive. The pipeline starts at
+/// [`Source::resume`] (it needs the state's positions).
+pub struct S3Source {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    url: S3Url,
+    topics: Vec<String>,
+    opts: S3Options,
+    pub stats: Arc<S3Stats>,
+    partitions: Option<Vec<i32>>,
+    rx: Option<tokio::sync::mpsc::Receiver<Fetched>>,
+}
+
+impl S3Source {
+    /// Connects and lists the topics (`topics/<topic>/`).
+    pub fn open(url: S3Url, opts: S3Options) -> Result<(S3Source, Vec<String>), S3Error> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("pinstream-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| S3Error::Request {
+                what: "starting the S3 runtime".into(),
+                message: e.to_string(),
+            })?;
+        let stats = Arc::new(S3Stats::default());
+        let client = rt.block_on(client(&opts));
+        let topics = rt.block_on(list_topics(&client, &url, &opts, &stats))?;
+        Ok((
+            S3Source {
+                rt,
+                client,
+                url,
+                topics: topics.clone(),
+                opts,
+                stats,
+                partitions: None,
+                rx: None,
+            },
+            topics,
+        ))
+    }
+
+    /// Reads only these topics (the ones the topology has a source for).
+    pub fn keep_topics(&mut self, keep: impl Fn(&str) -> bool) {
+        self.topics.retain(|t| keep(t));
+    }
+
+    /// Reads only these partitions (all if `None`).
+    pub fn keep_partitions(&mut self, partitions: Option<Vec<i32>>) {
+        self.partitions = partitions;
+    }
+
+    fn start(&mut self, positions: &Positions) {
+        let mut filter = ResumeFilter::default();
+        for ((t, p), r) in positions.all() {
+            if self.topics.contains(t) {
+                filter.done.insert((t.clone(), *p), r.ranges().to_vec());
+            }
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let job = Pump {
+            client: self.client.clone(),
+            url: self.url.clone(),
+            topics: self.topics.clone(),
+            opts: self.opts.clone(),
+            stats: self.stats.clone(),
+            partitions: self.partitions.clone(),
+            filter,
+        };
+        self.rt.spawn(job.run(tx));
+        self.rx = Some(rx);
+    }
+}
+
+/// The listing and fetching task.
+struct Pump {
+    client: Client,
+    url: S3Url,
+    topics: Vec<String>,
+    opts: S3Options,
+    stats: Arc<S3Stats>,
+    partitions: Option<Vec<i32>>,
+    filter: ResumeFilter,
+}
+
+impl Pump {
+    async fn run(mut self, tx: tokio::sync::mpsc::Sender<Fetched>) {
+        if let Err(e) = self.list_and_fetch(&tx).await {
+            let _ = tx.send(Err(e)).await;
+        }
+    }
+
+    async fn list_and_fetch(&mut self, tx: &tokio::sync::mpsc::Sender<Fetched>) -> Result<(), S3Error> {
+        let mut inflight = FuturesOrdered::new();
+        let mut inflight_bytes = 0u64;
+        for topic in self.topics.clone() {
+            let base = format!("{}topics/{topic}/", self.url.prefix);
+            let mut token: Option<String> = None;
+            loop {
+                let what = format!("listing s3://{}/{base}", self.url.bucket);
+                let page = with_retries(&self.opts, &self.stats, &what, || {
+                    let req = self
+                        .client
+                        .list_objects_v2()
+                        .bucket(&self.url.bucket)
+                        .prefix(&base)
+                        .max_keys(self.opts.page_size)
+                        .set_continuation_token(token.clone());
+                    async move { req.send().await.map_err(|e| failure_of(&e)) }
+                })
+                .await?;
+                self.stats.pages.fetch_add(1, Ordering::Relaxed);
+                let mut decided = Vec::new();
+                for obj in page.contents() {
+                    let Some(key) = obj.key() else { continue };
+                    self.stats.listed.fetch_add(1, Ordering::Relaxed);
+                    let name = key.rsplit('/').next().unwrap_or(key);
+                    match parse_name(name) {
+                        Some((_, partition, ..))
+                            if self.partitions.as_ref().is_some_and(|p| !p.contains(&partition)) => {}
+                        Some((t, partition, start, gzip)) if t == topic => decided.extend(self.filter.push(Object {
+                            key: key.to_string(),
+                            topic: t,
+                            partition,
+                            start,
+                            gzip,
+                            size: obj.size().unwrap_or(0).max(0) as u64,
+                        })),
+                        Some((t, ..)) => self.skip(format!(
+                            "s3://{}/{key}: names topic `{t}` but lies under topics/{topic}/",
+                            self.url.bucket
+                        )),
+                        None if key.ends_with('/') => {} // a "directory" marker
+                        None => self.skip(format!(
+                            "s3://{}/{key}: name does not match <topic>+<partition>+<startOffset>.json[.gz]",
+                            self.url.bucket
+                        )),
+                    }
+                }
+                for (o, done) in decided {
+                    self.dispatch(o, done, &mut inflight, &mut inflight_bytes, tx).await?;
+                }
+                match page.next_continuation_token() {
+                    Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                    _ => break,
+                }
+            }
+        }
+        for (o, done) in self.filter.finish() {
+            self.dispatch(o, done, &mut inflight, &mut inflight_bytes, tx).await?;
+        }
+        while let Some(r) = inflight.next().await {
+            Self::deliver(r, &mut inflight_bytes, tx).await?;
+        }
+        Ok(())
+    }
+
+    fn skip(&self, why: String) {
+        if let Ok(mut v) = self.stats.skipped.lock() {
+            v.push(why);
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        o: Object,
+        done: bool,
+        inflight: &mut FuturesOrdered<Download>,
+        inflight_bytes: &mut u64,
+        tx: &tokio::sync::mpsc::Sender<Fetched>,
+    ) -> Result<(), S3Error> {
+        if done {
+            self.stats.skipped_done.fetch_add(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        while !inflight.is_empty()
+            && (inflight.len() >= self.opts.max_in_flight || *inflight_bytes + o.size > self.opts.max_bytes)
+        {
+            if let Some(r) = inflight.next().await {
+                Self::deliver(r, inflight_bytes, tx).await?;
+            }
+        }
+        *inflight_bytes += o.size;
+        let (client, bucket, opts, stats) = (
+            self.client.clone(),
+            self.url.bucket.clone(),
+            self.opts.clone(),
+            self.stats.clone(),
+        );
+        inflight.push_back(Box::pin(async move {
+            let what = format!("reading s3://{bucket}/{}", o.key);
+            let data = with_retries(&opts, &stats, &what, || {
+                let req = client.get_object().bucket(&bucket).key(&o.key);
+                async move {
+                    let resp = req.send().await.map_err(|e| failure_of(&e))?;
+                    // A body cut off mid-way is transient: the whole object
+                    // is requested again.
+                    let body = resp
+                        .body
+                        .collect()
+                        .await
+                        .map_err(|e| (Failure::Transient, error_chain(&e)))?;
+                    Ok(body.into_bytes().to_vec())
+                }
+            })
+            .await?;
+            Ok((o, data))
+        }));
+        Ok(())
+    }
+
+    /// Hands a finished download to the driver, in listing order. A failed
+    /// one ends the pipeline with its error.
+    async fn deliver(
+        r: Fetched,
+        inflight_bytes: &mut u64,
+        tx: &tokio::sync::mpsc::Sender<Fetched>,
+    ) -> Result<(), S3Error> {
+        let (o, data) = r?;
+        *inflight_bytes = inflight_bytes.saturating_sub(o.size);
+        if tx.send(Ok((o, data))).await.is_err() {
+            // The driver stopped reading (an error elsewhere): stop too.
+            return Err(S3Error::Request {
+                what: "pipeline".into(),
+                message: "the replay stopped".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Decompresses an object's bytes (gzip: every member) into `buf`; on a
+/// corrupt or cut gzip stream `buf` keeps the whole lines before it.
+fn decode(o: &Object, data: &[u8], bucket: &str, buf: &mut Vec<u8>) -> Option<String> {
+    buf.clear();
+    if !o.gzip {
+        buf.extend_from_slice(data);
+        return None;
+    }
+    use std::io::Read;
+    buf.reserve(data.len() * 5);
+    match flate2::read::MultiGzDecoder::new(data).read_to_end(buf) {
+        Ok(_) => None,
+        Err(e) => {
+            let keep = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            buf.truncate(keep);
+            Some(format!("reading s3://{bucket}/{}: {e}", o.key))
+        }
+    }
+}
+
+impl Source for S3Source {
+    fn resume(&mut self, state: &Positions) -> Result<(), SourceError> {
+        self.start(state);
+        Ok(())
+    }
+
+    fn poll(&mut self) -> Result<Poll, SourceError> {
+        if self.rx.is_none() {
+            self.start(&Positions::default());
+        }
+        let Some(rx) = self.rx.as_mut() else {
+            return Ok(Poll::Done);
+        };
+        match rx.blocking_recv() {
+            None => Ok(Poll::Done),
+            Some(Err(e)) => Err(SourceError::S3(e)),
+            Some(Ok((o, data))) => {
+                self.stats.objects.fetch_add(1, Ordering::Relaxed);
+                self.stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                let bucket = self.url.bucket.clone();
+                let size = data.len() as u64;
+                Ok(Poll::Batch(Batch {
+                    topic: o.topic.clone(),
+                    partition: o.partition,
+                    file: Some(format!("s3://{bucket}/{}", o.key).into()),
+                    size,
+                    weight: if o.gzip { size * 5 } else { size },
+                    lines: Some(Box::new(move |each| {
+                        let mut buf = Vec::new();
+                        let err = decode(&o, &data, &bucket, &mut buf);
+                        for (offset, bytes) in lines(&buf, o.start) {
+                            each(offset, bytes);
+                        }
+                        err
+                    })),
+                    ..Default::default()
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse() {
+        let u = S3Url::parse("s3://bucket/some/prefix").unwrap();
+        assert_eq!((u.bucket.as_str(), u.prefix.as_str()), ("bucket", "some/prefix/"));
+        let u = S3Url::parse("s3://bucket").unwrap();
+        assert_eq!((u.bucket.as_str(), u.prefix.as_str()), ("bucket", ""));
+        assert_eq!(S3Url::parse("s3://b/p/").unwrap().prefix, "p/");
+        assert!(S3Url::parse("s3:///p").is_err());
+        assert!(S3Url::parse("/local/dir").is_err());
+        assert_eq!(S3Url::parse("s3://b/p").unwrap().to_string(), "s3://b/p/");
+    }
+
+    #[test]
+    fn transient_failures_are_retried_and_client_errors_are_not() {
+        assert_eq!(classify(false, None, None), Failure::Transient); // timeout, reset
+        assert_eq!(classify(true, Some(503), Some("SlowDown")), Failure::Transient);
+        assert_eq!(classify(true, Some(500), None), Failure::Transient);
+        assert_eq!(classify(true, Some(429), None), Failure::Transient);
+        assert_eq!(classify(true, Some(400), Some("RequestTimeout")), Failure::Transient);
+        assert_eq!(classify(true, Some(403), Some("AccessDenied")), Failure::Fatal);
+        assert_eq!(classify(true, Some(404), Some("NoSuchKey")), Failure::Fatal);
+        assert_eq!(classify(true, Some(404), Some("NoSuchBucket")), Failure::Fatal);
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let f = Duration::from_millis(100);
+        assert_eq!(backoff(f, 1), Duration::from_millis(100));
+        assert_eq!(backoff(f, 2), Duration::from_millis(200));
+        assert_eq!(backoff(f, 4), Duration::from_millis(800));
+        assert_eq!(backoff(f, 30), Duration::from_secs(5));
+    }
+
+    fn obj(p: i32, start: i64) -> Object {
+        Object {
+            key: format!("topics/t/partition={p}/t+{p}+{start:010}.json"),
+            topic: "t".into(),
+            partition: p,
+            start,
+            gzip: false,
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn resume_skips_only_objects_whose_whole_range_is_in_the_state() {
+        let mut f = ResumeFilter::default();
+        f.done.insert(("t".into(), 0), vec![(0, 1000)]);
+        let mut out = Vec::new();
+        for o in [obj(0, 0), obj(1, 0), obj(0, 500), obj(0, 1000), obj(0, 1500)] {
+            out.extend(f.push(o));
+        }
+        out.extend(f.finish());
+        let got: Vec<(i32, i64, bool)> = out.iter().map(|(o, d)| (o.partition, o.start, *d)).collect();
+        assert_eq!(
+            got,
+            [
+                (0, 0, true),
+                (0, 500, true),
+                (0, 1000, false),
+                (0, 1500, false),
+                (1, 0, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn without_positions_objects_pass_straight_through() {
+        let mut f = ResumeFilter::default();
+        assert_eq!(f.push(obj(0, 0)).len(), 1);
+        assert!(f.finish().is_empty());
+    }
+
+    #[test]
+    fn a_cut_gzip_object_keeps_its_whole_lines_and_names_itself() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, "{\"a\":1}\n".repeat(5000).as_bytes()).unwrap();
+        let bytes = gz.finish().unwrap();
+        let mut o = obj(0, 0);
+        o.gzip = true;
+        let mut buf = Vec::new();
+        let err = decode(&o, &bytes[..bytes.len() / 2], "b", &mut buf).unwrap();
+        assert!(err.contains("s3://b/topics/t/partition=0/"), "{err}");
+        assert!(!buf.is_empty() && buf.ends_with(b"\n"));
+        assert!(lines(&buf, 0).all(|(_, l)| l == b"{\"a\":1}"));
+    }
+}
