@@ -20,6 +20,7 @@ use crate::engine::{Engine, EngineStats};
 use crate::sink::DeadLetterSink;
 use crate::source::archive::{self, ArchiveError, ArchiveFile, ArchiveSource};
 use crate::source::s3::{S3Error, S3Options, S3Source, S3Url};
+use crate::source::select::{Excluded, Selection};
 use crate::source::Source;
 use crate::state::store::{Durability, StoreError};
 use crate::topology::Topology;
@@ -46,8 +47,8 @@ pub struct ReplayOptions {
     pub s3: S3Options,
     /// Only these topics (source names or full topic names); all if `None`.
     pub topics: Option<Vec<String>>,
-    /// Only these partitions; all if `None`.
-    pub partitions: Option<Vec<i32>>,
+    /// Which objects to read (`--partitions`, `--from/--to`).
+    pub select: Selection,
     pub state_dir: PathBuf,
     /// Topic prefix; found in the archive when `None`.
     pub prefix: Option<String>,
@@ -87,6 +88,10 @@ pub struct ReplaySummary {
     /// Time the engine thread waited for parsed input.
     pub input_wait: Duration,
     pub engine: EngineStats,
+    /// Archive objects the selection left out (`--partitions`, `--from/--to`).
+    pub not_selected: u64,
+    /// Of those, objects whose path names no date (with `--from/--to`).
+    pub no_date: u64,
     /// What reading a bucket took, for an S3 archive.
     pub s3: Option<S3Summary>,
 }
@@ -169,7 +174,7 @@ pub fn replay(
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         let (mut summary, source_of) = plan(&topo, opts, &topics)?;
         source.keep_topics(|t| source_of.contains_key(t));
-        source.keep_partitions(opts.partitions.clone());
+        source.select(opts.select.clone());
         let stats = source.stats.clone();
         let bar = progress_bar(opts, None);
         let engine = run(topo, opts, source, &source_of, dead, bar, &mut summary);
@@ -178,6 +183,8 @@ pub fn replay(
         if let Ok(mut skipped) = stats.skipped.lock() {
             summary.skipped.append(&mut skipped);
         }
+        summary.not_selected = stats.not_selected.load(Ordering::Relaxed);
+        summary.no_date = stats.no_date.load(Ordering::Relaxed);
         summary.s3 = Some(S3Summary {
             listed: stats.listed.load(Ordering::Relaxed),
             pages: stats.pages.load(Ordering::Relaxed),
@@ -197,13 +204,16 @@ pub fn replay(
         .iter()
         .map(|k| format!("{}: {}", k.path.display(), k.reason))
         .collect();
-    let files: Vec<ArchiveFile> = scan
-        .files
-        .into_iter()
-        .filter(|f| {
-            source_of.contains_key(&f.topic) && opts.partitions.as_ref().is_none_or(|p| p.contains(&f.partition))
-        })
-        .collect();
+    let mut files: Vec<ArchiveFile> = Vec::new();
+    for f in scan.files.into_iter().filter(|f| source_of.contains_key(&f.topic)) {
+        match opts.select.admits(f.partition, &f.path.to_string_lossy()) {
+            Ok(()) => files.push(f),
+            Err(why) => {
+                summary.not_selected += 1;
+                summary.no_date += u64::from(why == Excluded::NoDate);
+            }
+        }
+    }
     summary.files = files.len();
     summary.bytes = files.iter().map(|f| f.size).sum();
     let bar = progress_bar(opts, Some(summary.bytes));

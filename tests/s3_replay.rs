@@ -238,3 +238,24 @@ fn s3_missing_bucket_is_a_clear_error_not_a_hang() {
         "{stderr}"
     );
 }
+
+#[test]
+fn s3_day_selection_reads_what_the_local_selection_reads() {
+    let Some(ep) = test_s3() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    emulate(&archive, 40_000, 44, &["--layout", "hourly", "--flush-size", "2000"]);
+    let b = bucket("days");
+    upload(&ep, &b, "", &archive);
+    let range = ["--from", "2024-01-06", "--to", "2024-01-07"];
+    let a = archive.display().to_string();
+    let mut args = vec!["replay", "--archive", a.as_str()];
+    args.extend(range);
+    let (local_out, local_err) = run(&args);
+    let want: Value = serde_json::from_str(&local_out).unwrap();
+    let (got, stderr) = replay_s3(&ep, &format!("s3://{b}"), &range);
+    assert_same_answers(&got, &want, "one day from S3 vs from disk");
+    assert!(stat(&stderr, "not_selected") > 0);
+    assert_eq!(stat(&stderr, "not_selected"), stat(&local_err, "not_selected"));
+    assert_eq!(stat(&stderr, "records"), stat(&local_err, "records"));
+}

@@ -67,6 +67,12 @@ pub(crate) enum Command {
         /// Replay only these partitions, comma-separated (e.g. 0,2)
         #[arg(long, value_delimiter = ',')]
         partitions: Option<Vec<i32>>,
+        /// Replay only objects whose year=/month=/day=[/hour=] directories lie at or after this UTC time (YYYY-MM-DD or YYYY-MM-DDTHH)
+        #[arg(long, value_parser = pinstream::source::select::parse_time)]
+        from: Option<i64>,
+        /// ... and before this UTC time (exclusive): a daily job passes --from DAY --to NEXT_DAY
+        #[arg(long, value_parser = pinstream::source::select::parse_time)]
+        to: Option<i64>,
         /// Topology file (default: the built-in topologies/pinterest.toml)
         #[arg(long, env = "PINSTREAM_TOPOLOGY")]
         topology: Option<PathBuf>,

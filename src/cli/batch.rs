@@ -14,6 +14,7 @@ use pinstream::query;
 use pinstream::replay::{self, ReplayOptions};
 use pinstream::sink::{file::FileSink, DeadLetterSink, Discard};
 use pinstream::source::s3::S3Options;
+use pinstream::source::select::Selection;
 use pinstream::state::store;
 
 pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
@@ -144,6 +145,8 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
             s3_page_size,
             topics,
             partitions,
+            from,
+            to,
             state_dir,
             prefix,
             format,
@@ -187,7 +190,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     ..S3Options::default()
                 },
                 topics,
-                partitions,
+                select: Selection { partitions, from, to },
                 state_dir: dir,
                 prefix,
                 commit_every: commit_every.max(1),
@@ -211,6 +214,12 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     s.skipped.len(),
                     s.read_errors.len(),
                     s.unknown_topics.len()
+                );
+            }
+            if opts.select.has_range() && s.files == 0 && s.no_date > 0 {
+                bail!(
+                    "--from/--to selected nothing: {} archive objects name no date in their path (year=/month=/day=[/hour=] directories, the TimeBasedPartitioner layout; the DefaultPartitioner's partition=N/ has none)",
+                    thousands(s.no_date)
                 );
             }
             let answers = query::answers(engine.store(), &topo)?;
@@ -280,6 +289,20 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 for t in &s.unknown_topics {
                     eprintln!("  skipped topic `{t}`: no source reads it");
                 }
+                if s.not_selected > 0 {
+                    eprintln!(
+                        "  not selected {} archive objects (--partitions, --from/--to){}",
+                        thousands(s.not_selected),
+                        if s.no_date > 0 {
+                            format!(
+                                "; {} of them have no year=/month=/day= directories, so no time of their own",
+                                thousands(s.no_date)
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
                 if let Some(x) = &s.s3 {
                     eprintln!(
                         "  S3: {} keys listed in {} pages, {} objects read, {} retried requests, {} objects already in the state (not downloaded)",
@@ -300,7 +323,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     eprintln!("  … and {} more skipped files", s.skipped.len() - 10);
                 }
                 eprintln!(
-                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={} skipped_files={} unreadable_files={} unknown_topics={}{}",
+                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={} skipped_files={} unreadable_files={} unknown_topics={} not_selected={}{}",
                     s.records,
                     s.bytes,
                     secs,
@@ -311,6 +334,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     s.skipped.len(),
                     s.read_errors.len(),
                     s.unknown_topics.len(),
+                    s.not_selected,
                     s.s3.as_ref().map_or(String::new(), |x| format!(
                         " s3_objects={} s3_retries={} s3_already_done={}",
                         s.files, x.retries, x.already_done

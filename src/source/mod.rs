@@ -30,6 +30,7 @@ pub mod check;
 pub mod identity;
 pub mod kafka;
 pub mod s3;
+pub mod select;
 
 /// A raw record as a source delivers it.
 #[derive(Debug, Clone)]

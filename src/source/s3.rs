@@ -39,6 +39,7 @@ use aws_sdk_s3::Client;
 use futures::stream::{FuturesOrdered, StreamExt};
 
 use super::archive::{lines, parse_name};
+use super::select::{Excluded, Selection};
 use super::{Batch, Poll, Source, SourceError};
 use crate::model::offsets::Positions;
 
@@ -128,6 +129,10 @@ pub struct S3Stats {
     pub pages: AtomicU64,
     pub retries: AtomicU64,
     pub skipped_done: AtomicU64,
+    /// Archive objects left out by the selection (`--partitions`, `--from/--to`).
+    pub not_selected: AtomicU64,
+    /// Of those, objects whose path names no date (with `--from/--to`).
+    pub no_date: AtomicU64,
     /// Keys that are not archive objects of their directory, with why.
     pub skipped: Mutex<Vec<String>>,
 }
@@ -374,7 +379,7 @@ pub struct S3Source {
     topics: Vec<String>,
     opts: S3Options,
     pub stats: Arc<S3Stats>,
-    partitions: Option<Vec<i32>>,
+    select: Selection,
     rx: Option<tokio::sync::mpsc::Receiver<Fetched>>,
 }
 
@@ -401,7 +406,7 @@ impl S3Source {
                 topics: topics.clone(),
                 opts,
                 stats,
-                partitions: None,
+                select: Selection::default(),
                 rx: None,
             },
             topics,
@@ -413,9 +418,9 @@ impl S3Source {
         self.topics.retain(|t| keep(t));
     }
 
-    /// Reads only these partitions (all if `None`).
-    pub fn keep_partitions(&mut self, partitions: Option<Vec<i32>>) {
-        self.partitions = partitions;
+    /// Reads only the objects `select` admits.
+    pub fn select(&mut self, select: Selection) {
+        self.select = select;
     }
 
     fn start(&mut self, positions: &Positions) {
@@ -432,7 +437,7 @@ impl S3Source {
             topics: self.topics.clone(),
             opts: self.opts.clone(),
             stats: self.stats.clone(),
-            partitions: self.partitions.clone(),
+            select: self.select.clone(),
             filter,
         };
         self.rt.spawn(job.run(tx));
@@ -447,7 +452,7 @@ struct Pump {
     topics: Vec<String>,
     opts: S3Options,
     stats: Arc<S3Stats>,
-    partitions: Option<Vec<i32>>,
+    select: Selection,
     filter: ResumeFilter,
 }
 
@@ -484,8 +489,7 @@ impl Pump {
                     self.stats.listed.fetch_add(1, Ordering::Relaxed);
                     let name = key.rsplit('/').next().unwrap_or(key);
                     match parse_name(name) {
-                        Some((_, partition, ..))
-                            if self.partitions.as_ref().is_some_and(|p| !p.contains(&partition)) => {}
+                        Some((_, partition, ..)) if self.excluded(partition, key) => {}
                         Some((t, partition, start, gzip)) if t == topic => decided.extend(self.filter.push(Object {
                             key: key.to_string(),
                             topic: t,
@@ -521,6 +525,20 @@ impl Pump {
             Self::deliver(r, &mut inflight_bytes, tx).await?;
         }
         Ok(())
+    }
+
+    /// Counts and leaves out an object the selection does not admit.
+    fn excluded(&self, partition: i32, key: &str) -> bool {
+        match self.select.admits(partition, key) {
+            Ok(()) => false,
+            Err(why) => {
+                self.stats.not_selected.fetch_add(1, Ordering::Relaxed);
+                if why == Excluded::NoDate {
+                    self.stats.no_date.fetch_add(1, Ordering::Relaxed);
+                }
+                true
+            }
+        }
     }
 
     fn skip(&self, why: String) {

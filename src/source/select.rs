@@ -1,0 +1,175 @@
+//! Which archive objects a replay reads: `--partitions` and the time range
+//! `--from`/`--to`, the same for a directory and a bucket.
+//!
+//! The time of an object is the hour its path names in the
+//! TimeBasedPartitioner's directories (`path.format`
+//! `'year'=YYYY/'month'=MM/'day'=DD/'hour'=HH`; `hour=` may be absent, a
+//! daily layout, and then the object stands for the whole day). `--from` is
+//! inclusive and `--to` exclusive, so a daily job replays
+//! `--from 2024-05-01 --to 2024-05-02`. An object whose path carries no
+//! date (the DefaultPartitioner's `partition=N/`) is not selected by a time
+//! range: it is counted, and a replay where that leaves nothing says why.
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+/// What to read (all when every field is `None`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    pub partitions: Option<Vec<i32>>,
+    /// Inclusive, seconds since the epoch (UTC).
+    pub from: Option<i64>,
+    /// Exclusive, seconds since the epoch (UTC).
+    pub to: Option<i64>,
+}
+
+/// Why an object is not read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Excluded {
+    Partition,
+    OutsideRange,
+    /// A time range was asked for and the path names no date.
+    NoDate,
+}
+
+impl Selection {
+    pub fn has_range(&self) -> bool {
+        self.from.is_some() || self.to.is_some()
+    }
+
+    /// Whether the object of `partition` at `path` (its key or file path)
+    /// is read.
+    pub fn admits(&self, partition: i32, path: &str) -> Result<(), Excluded> {
+        if self.partitions.as_ref().is_some_and(|p| !p.contains(&partition)) {
+            return Err(Excluded::Partition);
+        }
+        if !self.has_range() {
+            return Ok(());
+        }
+        let Some((start, end)) = path_time(path) else {
+            return Err(Excluded::NoDate);
+        };
+        // The object's span [start, end) must meet [from, to).
+        if self.from.is_some_and(|f| end <= f) || self.to.is_some_and(|t| start >= t) {
+            return Err(Excluded::OutsideRange);
+        }
+        Ok(())
+    }
+}
+
+/// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH` or `YYYY-MM-DDTHH:MM[:SS]` (UTC)
+/// to seconds since the epoch.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let s = s.trim().trim_end_matches('Z');
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp());
+    }
+    for f in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Ok(t.and_utc().timestamp());
+        }
+    }
+    if let Some((d, h)) = s.split_once(['T', ' ']) {
+        if let (Ok(d), Ok(h)) = (NaiveDate::parse_from_str(d, "%Y-%m-%d"), h.parse::<u32>()) {
+            if let Some(t) = d.and_hms_opt(h, 0, 0) {
+                return Ok(t.and_utc().timestamp());
+            }
+        }
+    }
+    Err(format!(
+        "`{s}` is not a UTC time: use YYYY-MM-DD, YYYY-MM-DDTHH or YYYY-MM-DDTHH:MM:SS"
+    ))
+}
+
+/// The span `[start, end)` (epoch seconds) that a path's `year=/month=/day=`
+/// (and `hour=`) directories name, if they do.
+pub fn path_time(path: &str) -> Option<(i64, i64)> {
+    let (mut y, mut m, mut d, mut h) = (None, None, None, None);
+    for seg in path.split(['/', '\\']) {
+        let Some((k, v)) = seg.split_once('=') else { continue };
+        let v: u32 = match v.parse() {
+            Ok(v) => v,
+            Err(_) => continue,
+        };
+        match k {
+            "year" => y = Some(v as i32),
+            "month" => m = Some(v),
+            "day" => d = Some(v),
+            "hour" => h = Some(v),
+            _ => {}
+        }
+    }
+    let date = NaiveDate::from_ymd_opt(y?, m?, d?)?;
+    match h {
+        Some(h) => {
+            let start = date.and_hms_opt(h, 0, 0)?.and_utc().timestamp();
+            Some((start, start + 3600))
+        }
+        None => {
+            let start = date.and_hms_opt(0, 0, 0)?.and_utc().timestamp();
+            Some((start, start + 86_400))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOURLY: &str = "topics/p.pin/year=2024/month=05/day=01/hour=23/p.pin+0+0000000000.json";
+
+    #[test]
+    fn paths_name_their_hour_or_day() {
+        let t = parse_time("2024-05-01T23").unwrap();
+        assert_eq!(path_time(HOURLY), Some((t, t + 3600)));
+        let day = "s3://b/topics/p.pin/year=2024/month=05/day=01/p.pin+0+0.json";
+        let d = parse_time("2024-05-01").unwrap();
+        assert_eq!(path_time(day), Some((d, d + 86_400)));
+        assert_eq!(path_time("topics/p.pin/partition=0/p.pin+0+0.json"), None);
+        assert_eq!(path_time("topics/p.pin/year=2024/month=13/day=01/x.json"), None);
+    }
+
+    #[test]
+    fn times_parse() {
+        assert_eq!(parse_time("1970-01-02").unwrap(), 86_400);
+        assert_eq!(parse_time("1970-01-01T01").unwrap(), 3600);
+        assert_eq!(parse_time("1970-01-01T00:01:05Z").unwrap(), 65);
+        assert_eq!(parse_time("1970-01-01 02:00").unwrap(), 7200);
+        assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn a_day_range_takes_that_days_hours_only() {
+        let s = Selection {
+            from: Some(parse_time("2024-05-01").unwrap()),
+            to: Some(parse_time("2024-05-02").unwrap()),
+            ..Default::default()
+        };
+        assert_eq!(s.admits(0, HOURLY), Ok(()));
+        let next = HOURLY.replace("day=01/hour=23", "day=02/hour=00");
+        assert_eq!(s.admits(0, &next), Err(Excluded::OutsideRange));
+        let before = HOURLY
+            .replace("day=01/hour=23", "month=04/day=30/hour=23")
+            .replace("month=05/", "");
+        assert_eq!(s.admits(0, &before), Err(Excluded::OutsideRange));
+        assert_eq!(
+            s.admits(0, "topics/p.pin/partition=0/p.pin+0+0.json"),
+            Err(Excluded::NoDate)
+        );
+    }
+
+    #[test]
+    fn partitions_select_and_no_selection_takes_everything() {
+        let s = Selection {
+            partitions: Some(vec![0, 2]),
+            ..Default::default()
+        };
+        assert_eq!(s.admits(2, "x"), Ok(()));
+        assert_eq!(s.admits(1, "x"), Err(Excluded::Partition));
+        assert_eq!(Selection::default().admits(7, "anything"), Ok(()));
+    }
+}
