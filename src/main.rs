@@ -21,6 +21,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Positions { .. }
         | Command::Answers { .. }
         | Command::Replay { .. }) => cli::batch::run(cmd),
+        Command::Archive { command } => cli::archive::run(command),
         cmd @ Command::Emulate { .. } => cli::live::emulate(cmd),
         cmd @ Command::Run { .. } => cli::live::run_daemon(cmd),
         Command::Demo {

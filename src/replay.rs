@@ -19,6 +19,7 @@ use crate::engine::driver::{self, BatchDone, CommitPolicy, DriverError, Observer
 use crate::engine::{Engine, EngineStats};
 use crate::sink::DeadLetterSink;
 use crate::source::archive::{self, ArchiveError, ArchiveFile, ArchiveSource};
+use crate::source::integrity::{Checker, Kind};
 use crate::source::s3::{S3Error, S3Options, S3Source, S3Url};
 use crate::source::select::{Excluded, Selection};
 use crate::source::Source;
@@ -88,6 +89,14 @@ pub struct ReplaySummary {
     /// Time the engine thread waited for parsed input.
     pub input_wait: Duration,
     pub engine: EngineStats,
+    /// Offset ranges between consecutive objects of a partition that no
+    /// object (and nothing in the state) holds: records missing from the archive.
+    pub gaps: Vec<String>,
+    pub gap_records: u64,
+    /// Objects that overlap the one before them in their partition, and the
+    /// records they repeat (counted once).
+    pub overlaps: u64,
+    pub overlap_records: u64,
     /// Archive objects the selection left out (`--partitions`, `--from/--to`).
     pub not_selected: u64,
     /// Of those, objects whose path names no date (with `--from/--to`).
@@ -150,12 +159,17 @@ pub fn resolve_prefix(topo: &Topology, topics: &[&str], given: Option<&str>) -> 
     }
 }
 
-/// Draws the progress bar as batches are applied.
-struct Progress(indicatif::ProgressBar);
+/// Draws the progress bar as batches are applied, and checks that the
+/// objects of each partition abut (`source::integrity`).
+struct Progress(indicatif::ProgressBar, Checker);
 
 impl Observer for Progress {
     fn on_batch(&mut self, b: &BatchDone<'_>) {
         self.0.inc(b.size);
+        if let Some(first) = b.first_offset {
+            let name = b.file.unwrap_or("");
+            self.1.object(b.topic, b.partition, first, b.delivered, name);
+        }
     }
 }
 
@@ -311,7 +325,7 @@ fn run<S: Source>(
     let mut engine = Engine::open(topo, &opts.state_dir, opts.cache_keys, opts.durability)?;
     engine.set_max_future_skew(opts.max_future_skew);
     engine.set_batch_plan(opts.batch_plan);
-    let mut progress = Progress(bar);
+    let mut progress = Progress(bar, Checker::default());
     let policy = CommitPolicy {
         every_records: Some(opts.commit_every),
         interval: None,
@@ -327,6 +341,28 @@ fn run<S: Source>(
     summary.read_errors = run.read_errors;
     summary.input_wait = run.input_wait;
     summary.engine = engine.stats;
+    // A gap between the objects read is missing data only if the state
+    // does not hold those offsets either (an object of a resumed replay
+    // that was not downloaded, or records consumed live, fill it).
+    let positions = engine.positions();
+    for f in progress.1.findings.drain(..) {
+        let n = (f.to - f.from) as u64;
+        match f.kind {
+            Kind::Gap => {
+                if !positions
+                    .get(&f.topic, f.partition)
+                    .is_some_and(|r| r.covers(f.from, f.to))
+                {
+                    summary.gaps.push(f.to_string());
+                    summary.gap_records += n;
+                }
+            }
+            Kind::Overlap => {
+                summary.overlaps += 1;
+                summary.overlap_records += n;
+            }
+        }
+    }
     Ok(engine)
 }
 

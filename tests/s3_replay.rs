@@ -225,6 +225,19 @@ fn s3_resumed_replay_skips_finished_objects_and_counts_nothing_twice() {
         .len() as u64;
     assert_eq!(stat(&stderr, "s3_objects"), partitions, "{stderr}");
     assert_eq!(stat(&stderr, "s3_already_done") + partitions, n as u64, "{stderr}");
+    // The objects not downloaded are in the state: not reported as gaps.
+    assert_eq!(stat(&stderr, "gaps"), 0, "{stderr}");
+
+    // `archive check` over the bucket sees what it sees on disk.
+    let (ok, s3_check, err) = run_s3(&["archive", "check", &url, "--s3-endpoint", &ep]);
+    assert!(ok, "{s3_check}\n{err}");
+    let local = cmd()
+        .args(["archive", "check", &archive.display().to_string()])
+        .output()
+        .unwrap();
+    let local = String::from_utf8_lossy(&local.stdout).into_owned();
+    let tail = |t: &str| t.lines().find(|l| l.starts_with("check:")).map(str::to_string);
+    assert_eq!(tail(&s3_check), tail(&local), "{s3_check}\n{local}");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use pinstream::engine;
 use pinstream::http;
@@ -43,18 +43,62 @@ pub(crate) enum Plan {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum ArchiveCommand {
+    /// Read every object (without replaying) and report, per topic-partition, the offsets covered, gaps between consecutive objects (missing records), overlaps (records in two objects) and unreadable objects; exit 1 if there are gaps or unreadable objects
+    Check {
+        /// A directory holding `topics/`, or s3://bucket/prefix
+        archive: PathBuf,
+        #[command(flatten)]
+        s3: S3Args,
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+}
+
+/// Where an s3:// archive is.
+#[derive(Args, Clone)]
+pub(crate) struct S3Args {
+    /// S3-compatible endpoint for an s3:// archive (path-style addressing), e.g. http://127.0.0.1:9000
+    #[arg(long, env = "PINSTREAM_S3_ENDPOINT")]
+    pub(crate) s3_endpoint: Option<String>,
+    /// Region of an s3:// archive (default: the AWS chain: AWS_REGION, profile, instance metadata; else us-east-1)
+    #[arg(long)]
+    pub(crate) s3_region: Option<String>,
+}
+
+/// Which archive objects to read.
+#[derive(Args, Clone)]
+pub(crate) struct SelectArgs {
+    /// Only these partitions, comma-separated (e.g. 0,2)
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) partitions: Option<Vec<i32>>,
+    /// Only objects whose year=/month=/day=[/hour=] directories lie at or after this UTC time (YYYY-MM-DD or YYYY-MM-DDTHH)
+    #[arg(long, value_parser = pinstream::source::select::parse_time)]
+    pub(crate) from: Option<i64>,
+    /// ... and before this UTC time (exclusive): a daily job passes --from DAY --to NEXT_DAY
+    #[arg(long, value_parser = pinstream::source::select::parse_time)]
+    pub(crate) to: Option<i64>,
+}
+
+impl SelectArgs {
+    pub(crate) fn selection(&self) -> pinstream::source::select::Selection {
+        pinstream::source::select::Selection {
+            partitions: self.partitions.clone(),
+            from: self.from,
+            to: self.to,
+        }
+    }
+}
+
+#[derive(Subcommand)]
 pub(crate) enum Command {
     /// Replay an S3-sink archive through the topology and print the answers.
     Replay {
         /// Archive: a directory holding `topics/`, or s3://bucket/prefix (the S3 sink's topics.dir parent)
         #[arg(long)]
         archive: PathBuf,
-        /// S3-compatible endpoint for an s3:// archive (path-style addressing), e.g. http://127.0.0.1:9000
-        #[arg(long, env = "PINSTREAM_S3_ENDPOINT")]
-        s3_endpoint: Option<String>,
-        /// Region of an s3:// archive (default: the AWS chain: AWS_REGION, profile, instance metadata; else us-east-1)
-        #[arg(long)]
-        s3_region: Option<String>,
+        #[command(flatten)]
+        s3: S3Args,
         /// Objects downloaded at once from an s3:// archive
         #[arg(long, default_value_t = 16)]
         s3_in_flight: usize,
@@ -64,15 +108,8 @@ pub(crate) enum Command {
         /// Replay only these topics: source names (pin,geo,user) or full topic names, comma-separated
         #[arg(long, value_delimiter = ',')]
         topics: Option<Vec<String>>,
-        /// Replay only these partitions, comma-separated (e.g. 0,2)
-        #[arg(long, value_delimiter = ',')]
-        partitions: Option<Vec<i32>>,
-        /// Replay only objects whose year=/month=/day=[/hour=] directories lie at or after this UTC time (YYYY-MM-DD or YYYY-MM-DDTHH)
-        #[arg(long, value_parser = pinstream::source::select::parse_time)]
-        from: Option<i64>,
-        /// ... and before this UTC time (exclusive): a daily job passes --from DAY --to NEXT_DAY
-        #[arg(long, value_parser = pinstream::source::select::parse_time)]
-        to: Option<i64>,
+        #[command(flatten)]
+        select: SelectArgs,
         /// Topology file (default: the built-in topologies/pinterest.toml)
         #[arg(long, env = "PINSTREAM_TOPOLOGY")]
         topology: Option<PathBuf>,
@@ -114,6 +151,11 @@ pub(crate) enum Command {
         topology: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "json")]
         format: Format,
+    },
+    /// Archive tools: `archive check DIR|s3://bucket/prefix`.
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
     },
     /// Print the source positions held in a state dir: per topic-partition,
     /// the offset ranges already applied to the state (JSON lines).

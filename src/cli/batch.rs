@@ -14,7 +14,6 @@ use pinstream::query;
 use pinstream::replay::{self, ReplayOptions};
 use pinstream::sink::{file::FileSink, DeadLetterSink, Discard};
 use pinstream::source::s3::S3Options;
-use pinstream::source::select::Selection;
 use pinstream::state::store;
 
 pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
@@ -139,14 +138,11 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
         Command::Replay {
             archive,
             topology,
-            s3_endpoint,
-            s3_region,
+            s3,
             s3_in_flight,
             s3_page_size,
             topics,
-            partitions,
-            from,
-            to,
+            select,
             state_dir,
             prefix,
             format,
@@ -183,14 +179,14 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
             let opts = ReplayOptions {
                 archive,
                 s3: S3Options {
-                    endpoint: s3_endpoint,
-                    region: s3_region,
+                    endpoint: s3.s3_endpoint,
+                    region: s3.s3_region,
                     max_in_flight: s3_in_flight.max(1),
                     page_size: s3_page_size.clamp(1, 1000),
                     ..S3Options::default()
                 },
                 topics,
-                select: Selection { partitions, from, to },
+                select: select.selection(),
                 state_dir: dir,
                 prefix,
                 commit_every: commit_every.max(1),
@@ -201,19 +197,20 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 batch_plan: plan == super::args::Plan::Batch,
             };
             let (engine, s) = replay::replay(topo.clone(), &opts, dead.as_mut())?;
-            let problems = s.skipped.len() + s.read_errors.len() + s.unknown_topics.len();
+            let problems = s.skipped.len() + s.read_errors.len() + s.unknown_topics.len() + s.gaps.len();
             if strict && problems > 0 {
-                for line in s.skipped.iter().chain(&s.read_errors) {
+                for line in s.skipped.iter().chain(&s.read_errors).chain(&s.gaps) {
                     eprintln!("  {line}");
                 }
                 for t in &s.unknown_topics {
                     eprintln!("  topic `{t}`: no source reads it");
                 }
                 bail!(
-                    "--strict: {} skipped files, {} unreadable files, {} unknown topics (no answers printed)",
+                    "--strict: {} skipped files, {} unreadable files, {} unknown topics, {} gaps (no answers printed)",
                     s.skipped.len(),
                     s.read_errors.len(),
-                    s.unknown_topics.len()
+                    s.unknown_topics.len(),
+                    s.gaps.len()
                 );
             }
             if opts.select.has_range() && s.files == 0 && s.no_date > 0 {
@@ -289,6 +286,19 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 for t in &s.unknown_topics {
                     eprintln!("  skipped topic `{t}`: no source reads it");
                 }
+                for g in s.gaps.iter().take(20) {
+                    eprintln!("  {g}");
+                }
+                if s.gaps.len() > 20 {
+                    eprintln!("  … and {} more gaps", s.gaps.len() - 20);
+                }
+                if s.overlaps > 0 {
+                    eprintln!(
+                        "  overlapping objects {} repeating {} records (counted once)",
+                        thousands(s.overlaps),
+                        thousands(s.overlap_records)
+                    );
+                }
                 if s.not_selected > 0 {
                     eprintln!(
                         "  not selected {} archive objects (--partitions, --from/--to){}",
@@ -323,7 +333,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     eprintln!("  … and {} more skipped files", s.skipped.len() - 10);
                 }
                 eprintln!(
-                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={} skipped_files={} unreadable_files={} unknown_topics={} not_selected={}{}",
+                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={} skipped_files={} unreadable_files={} unknown_topics={} not_selected={} gaps={} gap_records={} overlaps={} overlap_records={}{}",
                     s.records,
                     s.bytes,
                     secs,
@@ -335,6 +345,10 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     s.read_errors.len(),
                     s.unknown_topics.len(),
                     s.not_selected,
+                    s.gaps.len(),
+                    s.gap_records,
+                    s.overlaps,
+                    s.overlap_records,
                     s.s3.as_ref().map_or(String::new(), |x| format!(
                         " s3_objects={} s3_retries={} s3_already_done={}",
                         s.files, x.retries, x.already_done

@@ -1,6 +1,7 @@
 //! The parts of the `pinstream` binary (not of the library): arguments,
 //! the batch commands and the live ones, and the helpers they share.
 
+pub mod archive;
 pub mod args;
 pub mod batch;
 pub mod live;

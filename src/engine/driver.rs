@@ -79,6 +79,12 @@ impl DriverError {
 pub struct BatchDone<'a> {
     pub source: usize,
     pub topic: &'a str,
+    pub partition: i32,
+    /// The archive object the batch was read from, if any.
+    pub file: Option<&'a str>,
+    /// Offset of the batch's first record: with `delivered` (every record
+    /// of the batch, skipped and dead ones too), what the batch covers.
+    pub first_offset: Option<i64>,
     pub delivered: u64,
     pub skipped: u64,
     pub dead: u64,
@@ -474,6 +480,7 @@ fn apply_batch(
     let delivered = r.items.len() as u64;
     let applied: Vec<(i64, bool)> = r.items.iter().map(|(o, _, i)| (*o, !matches!(i, Item::Done))).collect();
     let last_offset = r.items.last().map(|(o, _, _)| *o);
+    let first_offset = r.items.first().map(|(o, _, _)| *o);
     for (offset, produced_ms, item) in r.items {
         match item {
             Item::Done => {
@@ -520,6 +527,9 @@ fn apply_batch(
     observer.on_batch(&BatchDone {
         source: r.source,
         topic: &r.topic,
+        partition: r.partition,
+        file: r.file.as_deref(),
+        first_offset,
         delivered,
         skipped,
         dead,

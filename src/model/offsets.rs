@@ -55,6 +55,11 @@ impl Ranges {
 
     /// The offset a consumer resumes from: the end of the range that starts
     /// at or before `from` (records below it are all processed).
+    /// Whether every offset of `[start, end)` is in the ranges.
+    pub fn covers(&self, start: i64, end: i64) -> bool {
+        end <= start || self.0.iter().any(|&(a, b)| a <= start && end <= b)
+    }
+
     pub fn resume_from(&self, from: i64) -> i64 {
         match self.0.first() {
             Some(&(s, e)) if s <= from => e.max(from),

@@ -28,6 +28,7 @@ use crate::model::offsets::Positions;
 pub mod archive;
 pub mod check;
 pub mod identity;
+pub mod integrity;
 pub mod kafka;
 pub mod s3;
 pub mod select;
