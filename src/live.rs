@@ -18,10 +18,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::driver::{self, BatchDone, CommitDone, CommitPolicy, Observer, RunStats};
+use crate::engine::driver::{self, BatchDone, CommitDone, CommitPolicy, Observer, RunStats, Sinks};
 use crate::engine::Engine;
 use crate::kafka::KafkaOptions;
 use crate::live_handle::{BatchCounts, LiveHandle};
+use crate::sink::archive::{ArchiveOptions, ArchiveSink, Archiver};
 pub use crate::sink::kafka::DlqTarget;
 use crate::source::kafka::{KafkaSource, KafkaSourceOptions};
 use crate::state::store::{Durability, StoreError};
@@ -49,6 +50,8 @@ pub struct LiveOptions {
     pub stop_when_idle: Option<Duration>,
     /// Shared with the HTTP server: store, readiness, metrics.
     pub handle: Option<Arc<LiveHandle>>,
+    /// Archive the raw consumed records here (a directory or s3://…).
+    pub archive_to: Option<(String, ArchiveOptions)>,
 }
 
 /// Feeds the HTTP server's metrics, per batch and per commit.
@@ -119,6 +122,17 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
         interval: Some(opts.commit_interval),
         durable_each: true,
     };
+    let mut archiver = match &opts.archive_to {
+        Some((to, o)) => {
+            tracing::info!("archiving consumed records to {to}");
+            Some(Archiver::open(to, o.clone()).map_err(LiveError::from)?)
+        }
+        None => None,
+    };
+    let sinks = Sinks {
+        dead: dead.as_mut(),
+        archive: archiver.as_mut().map(|a| a as &mut ArchiveSink),
+    };
     let run = match &handle {
         Some(h) => {
             let mut metered = Metered {
@@ -126,16 +140,9 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
                 batch: BatchCounts::new(topics.len()),
                 topics,
             };
-            driver::drive(&mut engine, source, &source_of, dead.as_mut(), policy, &mut metered)
+            driver::drive(&mut engine, source, &source_of, sinks, policy, &mut metered)
         }
-        None => driver::drive(
-            &mut engine,
-            source,
-            &source_of,
-            dead.as_mut(),
-            policy,
-            &mut driver::Quiet,
-        ),
+        None => driver::drive(&mut engine, source, &source_of, sinks, policy, &mut driver::Quiet),
     };
     if let Some(h) = &handle {
         h.set_ready(false);

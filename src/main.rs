@@ -24,15 +24,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Archive { command } => cli::archive::run(command),
         cmd @ Command::Emulate { .. } => cli::live::emulate(cmd),
         cmd @ Command::Run { .. } => cli::live::run_daemon(cmd),
-        Command::Demo {
-            posts,
-            rate,
-            state_dir,
-            format,
-            max_future_skew,
-            reset_positions,
-            http,
-        } => cli::live::demo(posts, rate, state_dir, format, max_future_skew, reset_positions, http),
+        cmd @ Command::Demo { .. } => cli::live::demo(cmd),
     }
 }
 

@@ -331,7 +331,14 @@ fn run<S: Source>(
         interval: None,
         durable_each: false,
     };
-    let run = driver::drive(&mut engine, source, source_of, dead, policy, &mut progress)?;
+    let run = driver::drive(
+        &mut engine,
+        source,
+        source_of,
+        driver::Sinks::dead(dead),
+        policy,
+        &mut progress,
+    )?;
     progress.0.finish_and_clear();
     summary.records = run.delivered;
     summary.already_done = run.skipped;

@@ -18,15 +18,7 @@ fn check(archive: &Path) -> (bool, String) {
 }
 
 fn field(line_start: &str, text: &str, name: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .unwrap_or_else(|| panic!("no {line_start} line in:\n{text}"));
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
-        .parse()
-        .unwrap()
+    stat_of(text, line_start, name)
 }
 
 fn line_count(p: &Path) -> usize {

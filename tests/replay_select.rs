@@ -17,12 +17,7 @@ fn replay_into(archive: &str, state: &str, extra: &[&str]) -> String {
 }
 
 fn stat(stderr: &str, name: &str) -> u64 {
-    let line = stderr.lines().find(|l| l.starts_with("stats:")).expect("stats line");
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
-        .parse()
-        .unwrap()
+    stat_of(stderr, "stats:", name)
 }
 
 #[test]

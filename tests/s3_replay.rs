@@ -107,15 +107,7 @@ fn replay_s3(endpoint: &str, url: &str, extra: &[&str]) -> (Value, String) {
 
 /// `name=N` from the replay's `stats:` line.
 fn stat(stderr: &str, name: &str) -> u64 {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("stats:"))
-        .unwrap_or_else(|| panic!("no stats line in:\n{stderr}"));
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-        .unwrap_or_else(|| panic!("no {name} in {line}"))
-        .parse()
-        .unwrap()
+    stat_of(stderr, "stats:", name)
 }
 
 fn bucket(tag: &str) -> String {

@@ -90,6 +90,8 @@ impl SelectArgs {
     }
 }
 
+// Parsed once per process: the size of its largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Replay an S3-sink archive through the topology and print the answers.
@@ -269,6 +271,8 @@ pub(crate) enum Command {
         max_future_skew: i64,
         #[command(flatten)]
         http: HttpArgs,
+        #[command(flatten)]
+        archive: ArchiveArgs,
     },
     /// Everything in one process, no external services: an in-process Kafka
     /// mock cluster, the emulator producing into it, the daemon, and the HTTP
@@ -293,7 +297,55 @@ pub(crate) enum Command {
         max_future_skew: i64,
         #[command(flatten)]
         http: HttpArgs,
+        #[command(flatten)]
+        archive: ArchiveArgs,
     },
+}
+
+/// The archiver (`run --archive-to`): raw consumed records in the S3-sink layout.
+#[derive(Args, Clone)]
+pub(crate) struct ArchiveArgs {
+    /// Write every consumed record to this directory or s3://bucket/prefix in the Confluent S3-sink layout that replay reads (objects written before the commit that covers them)
+    #[arg(long, env = "PINSTREAM_ARCHIVE_TO")]
+    pub(crate) archive_to: Option<String>,
+    /// Records per archive object (the connector's flush.size)
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) archive_flush_size: usize,
+    /// Close an archive object after it has been open this long, even if not full (ms)
+    #[arg(long, default_value_t = 60_000)]
+    pub(crate) archive_rotate_ms: u64,
+    /// Gzip archive objects (.json.gz)
+    #[arg(long)]
+    pub(crate) archive_gzip: bool,
+    /// Archive directories: partition=<p>/ or year=/month=/day=/hour=/ by record time
+    #[arg(long, value_enum, default_value = "default")]
+    pub(crate) archive_layout: Layout,
+    #[command(flatten)]
+    pub(crate) s3: S3Args,
+}
+
+impl ArchiveArgs {
+    pub(crate) fn target(&self) -> Option<(String, pinstream::sink::archive::ArchiveOptions)> {
+        use pinstream::sink::archive::{ArchiveLayout, ArchiveOptions};
+        let to = self.archive_to.clone()?;
+        Some((
+            to,
+            ArchiveOptions {
+                flush_size: self.archive_flush_size.max(1),
+                rotate: Duration::from_millis(self.archive_rotate_ms),
+                gzip: self.archive_gzip,
+                layout: match self.archive_layout {
+                    Layout::Default => ArchiveLayout::Default,
+                    Layout::Hourly => ArchiveLayout::Hourly,
+                },
+                s3: pinstream::source::s3::S3Options {
+                    endpoint: self.s3.s3_endpoint.clone(),
+                    region: self.s3.s3_region.clone(),
+                    ..Default::default()
+                },
+            },
+        ))
+    }
 }
 
 /// `--max-future-skew`: a duration such as `300s`, `5m`, `1h` (seconds if bare).

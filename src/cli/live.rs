@@ -18,7 +18,7 @@ use pinstream::pinterest::emulate::{ArchiveWriter, Emulator, WriterOptions, TOPI
 use pinstream::topology::Topology;
 use pinstream::{engine, query, replay};
 
-use super::args::{Command, Format, HttpArgs, DEFAULT_PREFIX};
+use super::args::{Command, DEFAULT_PREFIX};
 use super::{load, print_answers, thousands};
 
 /// SIGINT/SIGTERM set the flag: the daemon commits and exits 0.
@@ -169,6 +169,7 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
         cache_keys,
         max_future_skew,
         http,
+        archive,
     } = cmd
     else {
         unreachable!("dispatched on Command::Run")
@@ -201,6 +202,7 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
         max_future_skew,
         stop_when_idle: stop_when_idle.map(Duration::from_secs_f64),
         handle: Some(Arc::new(LiveHandle::new(Arc::new(Metrics::new())))),
+        archive_to: archive.target(),
     };
     let handle = opts.handle.clone().expect("set above");
     let server = start_http(http.options(&file)?, &topo, &handle, &opts.kafka)?;
@@ -235,15 +237,20 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn demo(
-    posts: Option<u64>,
-    rate: f64,
-    state_dir: Option<PathBuf>,
-    format: Format,
-    max_future_skew: i64,
-    reset_positions: bool,
-    http: HttpArgs,
-) -> Result<ExitCode> {
+pub(crate) fn demo(cmd: Command) -> Result<ExitCode> {
+    let Command::Demo {
+        posts,
+        rate,
+        state_dir,
+        format,
+        max_future_skew,
+        reset_positions,
+        http,
+        archive,
+    } = cmd
+    else {
+        unreachable!("dispatched on Command::Demo")
+    };
     // Signals first: SIGTERM while the broker starts must stop cleanly too.
     let stop = stop_flag()?;
     let topo = Arc::new(pinstream::load_topology(pinstream::PINTEREST_TOPOLOGY).map_err(|e| anyhow::anyhow!("{e:?}"))?);
@@ -274,6 +281,7 @@ pub(crate) fn demo(
         // With --posts: stop once everything produced has been consumed.
         stop_when_idle: posts.map(|_| Duration::from_secs(3)),
         handle: Some(Arc::new(LiveHandle::new(Arc::new(Metrics::new())))),
+        archive_to: archive.target(),
     };
     let handle = opts.handle.clone().expect("set above");
     let server = start_http(

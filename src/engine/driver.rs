@@ -29,8 +29,9 @@ use rayon::prelude::*;
 use super::prepare::prepare_into;
 use super::{Engine, EngineStats};
 use crate::model::offsets::{Positions, Ranges};
+use crate::sink::archive::{ArchiveSink, Consumed};
 use crate::sink::{DeadLetter, DeadLetterSink, SinkError};
-use crate::source::{Batch, Poll, Source, SourceError};
+use crate::source::{Batch, Poll, RawRecord, Source, SourceError};
 use crate::state::store::StoreError;
 use crate::topology::Topology;
 
@@ -192,6 +193,8 @@ struct Ready {
     items: Vec<(i64, Option<i64>, Item)>,
     /// The prepared keys and rows of `items`, back to back.
     buf: Vec<u8>,
+    /// The raw records of `items`, kept only for an archiver.
+    raw: Vec<RawRecord>,
 }
 
 enum Msg {
@@ -215,10 +218,11 @@ pub fn drive<S: Source>(
     engine: &mut Engine,
     mut source: S,
     source_of: &HashMap<String, usize>,
-    dead: &mut DeadLetterSink<'_>,
+    sinks: Sinks<'_, '_>,
     policy: CommitPolicy,
     observer: &mut dyn Observer,
 ) -> Result<RunStats, DriverError> {
+    let keep_raw = sinks.archive.is_some();
     source.resume(engine.positions())?;
     let topo = engine.topology().clone();
     let mut seen = Positions::load(engine.positions().all().map(|(k, v)| (k.clone(), v.clone())));
@@ -255,7 +259,7 @@ pub fn drive<S: Source>(
                     }
                 }
                 if !group.is_empty() {
-                    let ready = prepare_group(topo, source_of, &mut seen, group);
+                    let ready = prepare_group(topo, source_of, &mut seen, group, keep_raw);
                     if tx.send(Msg::Ready(ready)).is_err() {
                         return; // the engine stopped (error)
                     }
@@ -267,8 +271,23 @@ pub fn drive<S: Source>(
                 source.committed(&c);
             }
         });
-        apply_all(engine, rx, commit_tx, dead, policy, observer)
+        apply_all(engine, rx, commit_tx, sinks, policy, observer)
     })
+}
+
+/// Where records go besides the state: dead letters, and (live, with
+/// `--archive-to`) the raw consumed records. Both are flushed before every
+/// commit.
+pub struct Sinks<'a, 'b> {
+    pub dead: &'a mut DeadLetterSink<'b>,
+    pub archive: Option<&'a mut ArchiveSink<'b>>,
+}
+
+impl<'a, 'b> Sinks<'a, 'b> {
+    /// Dead letters only.
+    pub fn dead(dead: &'a mut DeadLetterSink<'b>) -> Self {
+        Sinks { dead, archive: None }
+    }
 }
 
 /// Stage 1 for one group: read (lazy batches) and prepare in parallel,
@@ -280,6 +299,7 @@ fn prepare_group(
     source_of: &HashMap<String, usize>,
     seen: &mut Positions,
     group: Vec<Batch>,
+    keep_raw: bool,
 ) -> Vec<Ready> {
     let flagged: Vec<(Batch, usize, Option<Ranges>)> = group
         .into_iter()
@@ -311,7 +331,8 @@ fn prepare_group(
                 };
                 items.push((offset, produced_ms, item));
             };
-            for r in std::mem::take(&mut batch.records) {
+            let records = std::mem::take(&mut batch.records);
+            for r in &records {
                 one(r.offset, r.produced_ms, &r.bytes, None);
             }
             let mut read_error = batch.read_error.take();
@@ -328,6 +349,9 @@ fn prepare_group(
                 source,
                 items,
                 buf,
+                // Archivable only when every item has its raw record
+                // (sources that archive deliver records, not lazy lines).
+                raw: if keep_raw { records } else { Vec::new() },
             }
         })
         .collect();
@@ -369,6 +393,7 @@ fn runs(offsets: impl Iterator<Item = (i64, bool)>) -> Vec<(i64, i64)> {
 struct Committer<'a, 'b> {
     commit_tx: mpsc::Sender<Vec<((String, i32), i64)>>,
     dead: &'a mut DeadLetterSink<'b>,
+    archive: Option<&'a mut ArchiveSink<'b>>,
     policy: CommitPolicy,
     last: Instant,
     /// Next offset per partition delivered since the last commit.
@@ -388,6 +413,10 @@ impl Committer<'_, '_> {
         let started = Instant::now();
         // Dead letters first: a committed position must not lose its letter.
         self.dead.flush()?;
+        // Archived records too: a committed position must be in an object.
+        if let Some(a) = self.archive.as_mut() {
+            a.flush()?;
+        }
         if self.policy.durable_each || last {
             engine.sync()?;
         } else {
@@ -417,14 +446,15 @@ fn apply_all(
     engine: &mut Engine,
     rx: mpsc::Receiver<Msg>,
     commit_tx: mpsc::Sender<Vec<((String, i32), i64)>>,
-    dead: &mut DeadLetterSink<'_>,
+    sinks: Sinks<'_, '_>,
     policy: CommitPolicy,
     observer: &mut dyn Observer,
 ) -> Result<RunStats, DriverError> {
     let mut stats = RunStats::default();
     let mut c = Committer {
         commit_tx,
-        dead,
+        dead: sinks.dead,
+        archive: sinks.archive,
         policy,
         last: Instant::now(),
         next: HashMap::new(),
@@ -465,7 +495,7 @@ fn apply_all(
 
 fn apply_batch(
     engine: &mut Engine,
-    r: Ready,
+    mut r: Ready,
     stats: &mut RunStats,
     c: &mut Committer<'_, '_>,
     observer: &mut dyn Observer,
@@ -481,7 +511,20 @@ fn apply_batch(
     let applied: Vec<(i64, bool)> = r.items.iter().map(|(o, _, i)| (*o, !matches!(i, Item::Done))).collect();
     let last_offset = r.items.last().map(|(o, _, _)| *o);
     let first_offset = r.items.first().map(|(o, _, _)| *o);
-    for (offset, produced_ms, item) in r.items {
+    let raw = std::mem::take(&mut r.raw);
+    let archive_raw = raw.len() == r.items.len();
+    for (i, (offset, produced_ms, item)) in r.items.into_iter().enumerate() {
+        if let (Some(a), true) = (c.archive.as_mut(), archive_raw) {
+            if !matches!(item, Item::Done) {
+                a.send(&Consumed {
+                    topic: &r.topic,
+                    partition: r.partition,
+                    offset,
+                    time_ms: produced_ms,
+                    bytes: &raw[i].bytes,
+                })?;
+            }
+        }
         match item {
             Item::Done => {
                 skipped += 1;

@@ -4,8 +4,8 @@
 //! [`Sink::flush`] that the driver calls before every commit: when `flush`
 //! returns, everything sent so far is durable in the sink's target, so a
 //! committed source position never loses what its records sent. Sinks
-//! today carry dead letters ([`DeadLetter`]); the archiver (raw records to
-//! S3) and changelog topics are the next ones.
+//! carry dead letters ([`DeadLetter`]) and, in the archiver
+//! ([`archive::Archiver`]), the raw consumed records (to a directory or S3).
 //!
 //! Implementations: [`file::FileSink`] (JSON lines), [`kafka::KafkaDlq`] (a
 //! topic, reason and origin in headers), [`Discard`] (counted only).
@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub mod archive;
 pub mod file;
 pub mod kafka;
 
@@ -83,6 +84,8 @@ pub enum SinkError {
          create it, or pass --dlq file:PATH (JSON lines) or --dlq off (count only)"
     )]
     NoTopic { topic: String, reason: String },
+    #[error("archiving to {target} failed: {message}; state not committed past it")]
+    Archive { target: String, message: String },
 }
 
 impl SinkError {

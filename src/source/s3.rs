@@ -174,7 +174,7 @@ pub fn backoff(first: Duration, attempt: u32) -> Duration {
     first.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(cap)
 }
 
-fn failure_of<E: ProvideErrorMetadata + std::error::Error + 'static>(
+pub(crate) fn failure_of<E: ProvideErrorMetadata + std::error::Error + 'static>(
     e: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
 ) -> (Failure, String) {
     let (responded, status, code) = match e {
@@ -234,7 +234,12 @@ pub async fn client(opts: &S3Options) -> Client {
 }
 
 /// Runs `op` until it succeeds, fails for good, or runs out of attempts.
-async fn with_retries<T, F, Fut>(opts: &S3Options, stats: &S3Stats, what: &str, mut op: F) -> Result<T, S3Error>
+pub(crate) async fn with_retries<T, F, Fut>(
+    opts: &S3Options,
+    stats: &S3Stats,
+    what: &str,
+    mut op: F,
+) -> Result<T, S3Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, (Failure, String)>>,

@@ -675,3 +675,32 @@ impl OutputWithin for Command {
         output_within(self, secs, &what)
     }
 }
+
+/// `name=N` from the line starting with `line_start` (`stats:`, `check:`).
+pub fn stat_of(text: &str, line_start: &str, name: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .unwrap_or_else(|| panic!("no {line_start} line in:\n{text}"));
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+        .parse()
+        .unwrap()
+}
+
+/// Starts pinstream with `args` and SIGKILLs it after each of `after_ms`
+/// (a new process each time).
+pub fn kill_after(args: &[String], after_ms: &[u64]) {
+    for &ms in after_ms {
+        let mut child = cmd()
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+        child.kill().unwrap();
+        status_within(&mut child, 120, "child");
+    }
+}
