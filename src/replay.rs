@@ -373,6 +373,42 @@ fn run<S: Source>(
     Ok(engine)
 }
 
+/// The hand-off from archive to live (`run --bootstrap-from-archive`):
+/// replays `archive` into the daemon's `state_dir`, so that the daemon then
+/// continues each partition from Kafka at the offset after the last one
+/// archived (positions are state: one continuous history; records Kafka no
+/// longer holds count once, from the archive). Idempotent: at a restart the
+/// archived records are all in the state already and are skipped (an S3
+/// archive's finished objects are not even downloaded). Dead letters are
+/// counted in the summary, not sent.
+pub fn bootstrap(
+    topo: Arc<Topology>,
+    archive: &Path,
+    s3: S3Options,
+    state_dir: &Path,
+    prefix: &str,
+    max_future_skew: i64,
+) -> Result<ReplaySummary, ReplayError> {
+    let opts = ReplayOptions {
+        archive: archive.to_path_buf(),
+        s3,
+        topics: None,
+        select: Selection::default(),
+        state_dir: state_dir.to_path_buf(),
+        prefix: Some(prefix.to_string()),
+        commit_every: 5_000_000,
+        cache_keys: crate::engine::DEFAULT_CACHE_KEYS,
+        progress: false,
+        durability: Durability::Flush,
+        max_future_skew,
+        batch_plan: true,
+    };
+    let mut dead = crate::sink::Discard;
+    let (engine, summary) = replay(topo, &opts, &mut dead)?;
+    drop(engine);
+    Ok(summary)
+}
+
 /// Peak resident set size of this process in bytes (Linux), if known.
 pub fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -271,6 +271,9 @@ pub(crate) enum Command {
         max_future_skew: i64,
         #[command(flatten)]
         http: HttpArgs,
+        /// Before consuming, replay this archive (DIR or s3://bucket/prefix, e.g. what --archive-to wrote) into the state, then continue each partition from Kafka after its last archived offset
+        #[arg(long, env = "PINSTREAM_BOOTSTRAP_FROM_ARCHIVE")]
+        bootstrap_from_archive: Option<PathBuf>,
         #[command(flatten)]
         archive: ArchiveArgs,
     },

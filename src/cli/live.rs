@@ -169,6 +169,7 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
         cache_keys,
         max_future_skew,
         http,
+        bootstrap_from_archive,
         archive,
     } = cmd
     else {
@@ -188,7 +189,7 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
         Ok(t) => Arc::new(t),
         Err(code) => return Ok(code),
     };
-    let opts = LiveOptions {
+    let mut opts = LiveOptions {
         kafka: kafka.options_with(&brokers, &file)?,
         dlq: live::DlqTarget::parse(&pick(dlq, file.dlq.clone()).unwrap_or_else(|| format!("{prefix}.dlq"))),
         reset_positions,
@@ -204,6 +205,39 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
         handle: Some(Arc::new(LiveHandle::new(Arc::new(Metrics::new())))),
         archive_to: archive.target(),
     };
+    if let Some(from) = &bootstrap_from_archive {
+        if opts.reset_positions && replay::is_state_dir(&opts.state_dir) {
+            std::fs::remove_dir_all(&opts.state_dir)
+                .with_context(|| format!("--reset-positions: deleting {}", opts.state_dir.display()))?;
+        }
+        let s3 = pinstream::source::s3::S3Options {
+            endpoint: archive.s3.s3_endpoint.clone(),
+            region: archive.s3.s3_region.clone(),
+            ..Default::default()
+        };
+        let s = replay::bootstrap(
+            topo.clone(),
+            from,
+            s3,
+            &opts.state_dir,
+            &opts.prefix,
+            opts.max_future_skew,
+        )?;
+        eprintln!(
+            "bootstrap: {} records from {} objects of {} ({} already in the state, {} dead letters, {} gaps); now consuming from Kafka",
+            thousands(s.records),
+            thousands(s.files as u64),
+            from.display(),
+            thousands(s.already_done),
+            thousands(s.dead_letters),
+            s.gaps.len()
+        );
+        for g in &s.gaps {
+            eprintln!("  {g}");
+        }
+        // The reset was done before the bootstrap: not again after it.
+        opts.reset_positions = false;
+    }
     let handle = opts.handle.clone().expect("set above");
     let server = start_http(http.options(&file)?, &topo, &handle, &opts.kafka)?;
     let result = live::run(topo, &opts, &stop);
