@@ -21,7 +21,7 @@ use crate::sink::DeadLetterSink;
 use crate::source::archive::{self, ArchiveError, ArchiveFile, ArchiveSource};
 use crate::source::integrity::{Checker, Kind};
 use crate::source::s3::{S3Error, S3Options, S3Source, S3Url};
-use crate::source::select::{Excluded, Selection};
+use crate::source::select::{Excluded, OffsetRange, Selection};
 use crate::source::Source;
 use crate::state::store::{Durability, StoreError};
 use crate::topology::Topology;
@@ -220,7 +220,10 @@ pub fn replay(
         .collect();
     let mut files: Vec<ArchiveFile> = Vec::new();
     for f in scan.files.into_iter().filter(|f| source_of.contains_key(&f.topic)) {
-        match opts.select.admits(f.partition, &f.path.to_string_lossy()) {
+        match opts
+            .select
+            .admits(f.partition, f.start_offset, &f.path.to_string_lossy())
+        {
             Ok(()) => files.push(f),
             Err(why) => {
                 summary.not_selected += 1;
@@ -312,8 +315,36 @@ fn progress_bar(opts: &ReplayOptions, total: Option<u64>) -> indicatif::Progress
     bar
 }
 
-/// Opens the engine and drives `source` through it.
+/// Opens the engine and drives `source` through it, keeping only the
+/// records of `--offsets` if it was given.
 fn run<S: Source>(
+    topo: Arc<Topology>,
+    opts: &ReplayOptions,
+    source: S,
+    source_of: &HashMap<String, usize>,
+    dead: &mut DeadLetterSink<'_>,
+    bar: indicatif::ProgressBar,
+    summary: &mut ReplaySummary,
+) -> Result<Engine, ReplayError> {
+    match opts.select.offsets {
+        Some((from, to)) => run_all(
+            topo,
+            opts,
+            OffsetRange {
+                inner: source,
+                from,
+                to,
+            },
+            source_of,
+            dead,
+            bar,
+            summary,
+        ),
+        None => run_all(topo, opts, source, source_of, dead, bar, summary),
+    }
+}
+
+fn run_all<S: Source>(
     topo: Arc<Topology>,
     opts: &ReplayOptions,
     source: S,

@@ -166,3 +166,29 @@ fn the_airflow_dags_command_replays_one_day_idempotently() {
     );
     assert_eq!(outputs[0], outputs[1], "a retried day gives the same answers");
 }
+
+#[test]
+fn replays_split_by_offset_range_add_up_to_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    emulate(&archive, 700, 55, &["--flush-size", "40"]);
+    let a = archive.display().to_string();
+    let want = replay(&archive, &[]);
+    let state = dir.path().join("state").display().to_string();
+    // 0..150 cuts through objects (flush size 40); objects past 150 are not read.
+    let first = replay_into(&a, &state, &["--offsets", "0..150"]);
+    assert!(stat(&first, "not_selected") > 0, "{first}");
+    assert!(stat(&first, "records") > 0);
+    let partial = answers(&state);
+    assert_ne!(partial, want, "the first range alone is not the whole");
+    let second = replay_into(&a, &state, &["--offsets", "150.."]);
+    assert_eq!(stat(&second, "gaps"), 0, "{second}");
+    assert_same_answers(&answers(&state), &want, "offset split");
+    let positions = run(&["positions", "--state-dir", &state]).0;
+    assert!(
+        positions
+            .lines()
+            .all(|l| l.contains("\"ranges\":[[0,") && !l.contains("],[")),
+        "one range per partition:\n{positions}"
+    );
+}

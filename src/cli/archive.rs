@@ -20,6 +20,7 @@ use pinstream::model::offsets::Positions;
 use pinstream::source::archive::{self, ArchiveSource};
 use pinstream::source::integrity::Checker;
 use pinstream::source::s3::{S3Options, S3Source, S3Url};
+use pinstream::source::select::{OffsetRange, Selection};
 use pinstream::source::{Batch, Poll, Source};
 
 /// What reading the objects found.
@@ -58,7 +59,18 @@ impl Report {
         }
     }
 
-    fn drain(&mut self, mut source: impl Source) -> Result<()> {
+    fn drain(&mut self, source: impl Source, select: &Selection) -> Result<()> {
+        match select.offsets {
+            Some((from, to)) => self.drain_all(OffsetRange {
+                inner: source,
+                from,
+                to,
+            }),
+            None => self.drain_all(source),
+        }
+    }
+
+    fn drain_all(&mut self, mut source: impl Source) -> Result<()> {
         source.resume(&Positions::default())?;
         loop {
             match source.poll()? {
@@ -82,9 +94,9 @@ pub(crate) fn run(command: ArchiveCommand) -> Result<ExitCode> {
             ..S3Options::default()
         };
         let (mut source, _) = S3Source::open(S3Url::parse(&shown)?, opts)?;
-        source.select(select);
+        source.select(select.clone());
         let stats = source.stats.clone();
-        report.drain(source)?;
+        report.drain(source, &select)?;
         report.not_selected = stats.not_selected.load(Ordering::Relaxed);
         if let Ok(mut k) = stats.skipped.lock() {
             report.skipped.append(&mut k);
@@ -98,12 +110,12 @@ pub(crate) fn run(command: ArchiveCommand) -> Result<ExitCode> {
             .collect();
         let mut files = Vec::new();
         for f in scan.files {
-            match select.admits(f.partition, &f.path.to_string_lossy()) {
+            match select.admits(f.partition, f.start_offset, &f.path.to_string_lossy()) {
                 Ok(()) => files.push(f),
                 Err(_) => report.not_selected += 1,
             }
         }
-        report.drain(ArchiveSource::new(files))?;
+        report.drain(ArchiveSource::new(files), &select)?;
     }
     print(&shown, &report);
     let bad = report.checker.gaps() + report.unreadable.len();

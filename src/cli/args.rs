@@ -78,6 +78,9 @@ pub(crate) struct SelectArgs {
     /// ... and before this UTC time (exclusive): a daily job passes --from DAY --to NEXT_DAY
     #[arg(long, value_parser = pinstream::source::select::parse_time)]
     pub(crate) to: Option<i64>,
+    /// Only records whose offsets lie in FROM..TO (TO exclusive; FROM.. or ..TO), in every selected partition
+    #[arg(long, value_parser = pinstream::source::select::parse_offsets)]
+    pub(crate) offsets: Option<(i64, i64)>,
 }
 
 impl SelectArgs {
@@ -86,6 +89,7 @@ impl SelectArgs {
             partitions: self.partitions.clone(),
             from: self.from,
             to: self.to,
+            offsets: self.offsets,
         }
     }
 }

@@ -494,7 +494,7 @@ impl Pump {
                     self.stats.listed.fetch_add(1, Ordering::Relaxed);
                     let name = key.rsplit('/').next().unwrap_or(key);
                     match parse_name(name) {
-                        Some((_, partition, ..)) if self.excluded(partition, key) => {}
+                        Some((_, partition, start, _)) if self.excluded(partition, start, key) => {}
                         Some((t, partition, start, gzip)) if t == topic => decided.extend(self.filter.push(Object {
                             key: key.to_string(),
                             topic: t,
@@ -533,8 +533,8 @@ impl Pump {
     }
 
     /// Counts and leaves out an object the selection does not admit.
-    fn excluded(&self, partition: i32, key: &str) -> bool {
-        match self.select.admits(partition, key) {
+    fn excluded(&self, partition: i32, start: i64, key: &str) -> bool {
+        match self.select.admits(partition, start, key) {
             Ok(()) => false,
             Err(why) => {
                 self.stats.not_selected.fetch_add(1, Ordering::Relaxed);

@@ -1,5 +1,6 @@
-//! Which archive objects a replay reads: `--partitions` and the time range
-//! `--from`/`--to`, the same for a directory and a bucket.
+//! Which archive objects and records a replay reads: `--partitions`, the
+//! time range `--from`/`--to` and the offset range `--offsets`, the same for
+//! a directory and a bucket.
 //!
 //! The time of an object is the hour its path names in the
 //! TimeBasedPartitioner's directories (`path.format`
@@ -12,6 +13,9 @@
 
 use chrono::{NaiveDate, NaiveDateTime};
 
+use super::{Poll, Source, SourceError};
+use crate::model::offsets::Positions;
+
 /// What to read (all when every field is `None`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Selection {
@@ -20,6 +24,8 @@ pub struct Selection {
     pub from: Option<i64>,
     /// Exclusive, seconds since the epoch (UTC).
     pub to: Option<i64>,
+    /// Offsets `[from, to)` of every selected partition (`--offsets`).
+    pub offsets: Option<(i64, i64)>,
 }
 
 /// Why an object is not read.
@@ -36,11 +42,16 @@ impl Selection {
         self.from.is_some() || self.to.is_some()
     }
 
-    /// Whether the object of `partition` at `path` (its key or file path)
-    /// is read.
-    pub fn admits(&self, partition: i32, path: &str) -> Result<(), Excluded> {
+    /// Whether the object of `partition` starting at offset `start`, at
+    /// `path` (its key or file path), is read. (An object that starts
+    /// before `--offsets` may still reach into it: its records are
+    /// filtered by [`OffsetRange`].)
+    pub fn admits(&self, partition: i32, start: i64, path: &str) -> Result<(), Excluded> {
         if self.partitions.as_ref().is_some_and(|p| !p.contains(&partition)) {
             return Err(Excluded::Partition);
+        }
+        if self.offsets.is_some_and(|(_, to)| start >= to) {
+            return Err(Excluded::OutsideRange);
         }
         if !self.has_range() {
             return Ok(());
@@ -53,6 +64,69 @@ impl Selection {
             return Err(Excluded::OutsideRange);
         }
         Ok(())
+    }
+}
+
+/// Parses `--offsets`: `FROM..TO` (to exclusive), `FROM..` or `..TO`.
+pub fn parse_offsets(s: &str) -> Result<(i64, i64), String> {
+    let bad = || format!("`{s}` is not an offset range: use FROM..TO (TO exclusive), FROM.. or ..TO");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let from = if a.trim().is_empty() {
+        0
+    } else {
+        a.trim().parse().map_err(|_| bad())?
+    };
+    let to = if b.trim().is_empty() {
+        i64::MAX
+    } else {
+        b.trim().parse().map_err(|_| bad())?
+    };
+    if from < 0 || to <= from {
+        return Err(bad());
+    }
+    Ok((from, to))
+}
+
+/// A source whose batches keep only the records whose offsets lie in
+/// `[from, to)` (`--offsets`); the others are not read into the state, so
+/// a later replay with another range adds them.
+pub struct OffsetRange<S> {
+    pub inner: S,
+    pub from: i64,
+    pub to: i64,
+}
+
+impl<S: Source> Source for OffsetRange<S> {
+    fn poll(&mut self) -> Result<Poll, SourceError> {
+        let (from, to) = (self.from, self.to);
+        Ok(match self.inner.poll()? {
+            Poll::Batch(mut b) => {
+                b.records.retain(|r| (from..to).contains(&r.offset));
+                if let Some(lines) = b.lines.take() {
+                    b.lines = Some(Box::new(move |each: &mut dyn FnMut(i64, &[u8])| {
+                        lines(&mut |offset, bytes| {
+                            if (from..to).contains(&offset) {
+                                each(offset, bytes)
+                            }
+                        })
+                    }));
+                }
+                Poll::Batch(b)
+            }
+            other => other,
+        })
+    }
+
+    fn resume(&mut self, state: &Positions) -> Result<(), SourceError> {
+        self.inner.resume(state)
+    }
+
+    fn size_hint(&self) -> Option<u64> {
+        self.inner.size_hint()
+    }
+
+    fn committed(&mut self, next: &[((String, i32), i64)]) {
+        self.inner.committed(next)
     }
 }
 
@@ -134,6 +208,21 @@ mod tests {
     }
 
     #[test]
+    fn offset_ranges_parse_and_exclude_objects_that_start_past_them() {
+        assert_eq!(parse_offsets("100..200"), Ok((100, 200)));
+        assert_eq!(parse_offsets("100.."), Ok((100, i64::MAX)));
+        assert_eq!(parse_offsets("..5"), Ok((0, 5)));
+        assert!(parse_offsets("5..5").is_err() && parse_offsets("x..y").is_err() && parse_offsets("7").is_err());
+        let s = Selection {
+            offsets: Some((100, 200)),
+            ..Default::default()
+        };
+        assert_eq!(s.admits(0, 0, "x"), Ok(())); // may reach into the range
+        assert_eq!(s.admits(0, 199, "x"), Ok(()));
+        assert_eq!(s.admits(0, 200, "x"), Err(Excluded::OutsideRange));
+    }
+
+    #[test]
     fn times_parse() {
         assert_eq!(parse_time("1970-01-02").unwrap(), 86_400);
         assert_eq!(parse_time("1970-01-01T01").unwrap(), 3600);
@@ -149,15 +238,15 @@ mod tests {
             to: Some(parse_time("2024-05-02").unwrap()),
             ..Default::default()
         };
-        assert_eq!(s.admits(0, HOURLY), Ok(()));
+        assert_eq!(s.admits(0, 0, HOURLY), Ok(()));
         let next = HOURLY.replace("day=01/hour=23", "day=02/hour=00");
-        assert_eq!(s.admits(0, &next), Err(Excluded::OutsideRange));
+        assert_eq!(s.admits(0, 0, &next), Err(Excluded::OutsideRange));
         let before = HOURLY
             .replace("day=01/hour=23", "month=04/day=30/hour=23")
             .replace("month=05/", "");
-        assert_eq!(s.admits(0, &before), Err(Excluded::OutsideRange));
+        assert_eq!(s.admits(0, 0, &before), Err(Excluded::OutsideRange));
         assert_eq!(
-            s.admits(0, "topics/p.pin/partition=0/p.pin+0+0.json"),
+            s.admits(0, 0, "topics/p.pin/partition=0/p.pin+0+0.json"),
             Err(Excluded::NoDate)
         );
     }
@@ -168,8 +257,8 @@ mod tests {
             partitions: Some(vec![0, 2]),
             ..Default::default()
         };
-        assert_eq!(s.admits(2, "x"), Ok(()));
-        assert_eq!(s.admits(1, "x"), Err(Excluded::Partition));
-        assert_eq!(Selection::default().admits(7, "anything"), Ok(()));
+        assert_eq!(s.admits(2, 0, "x"), Ok(()));
+        assert_eq!(s.admits(1, 0, "x"), Err(Excluded::Partition));
+        assert_eq!(Selection::default().admits(7, 0, "anything"), Ok(()));
     }
 }
