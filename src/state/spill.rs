@@ -143,20 +143,21 @@ fn next_row<'d>(b: &mut &'d [u8]) -> Option<SpilledRow<'d>> {
     })
 }
 
-/// Reads one partition file whole and calls `f` with each row in the order
-/// written; an error if the file is cut short.
-pub fn read_partition(path: &Path, mut f: impl FnMut(SpilledRow<'_>)) -> std::io::Result<()> {
-    let mut data = Vec::new();
-    load(path, &mut data)?;
-    for row in rows(&data, path) {
-        f(row?);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads one partition file whole and calls `f` with each row in the
+    /// order written; an error if the file is cut short. (The engine reads
+    /// partitions with [`load`] and [`rows`] into a reused buffer.)
+    fn read_partition(path: &Path, mut f: impl FnMut(SpilledRow<'_>)) -> std::io::Result<()> {
+        let mut data = Vec::new();
+        load(path, &mut data)?;
+        for row in rows(&data, path) {
+            f(row?);
+        }
+        Ok(())
+    }
 
     #[test]
     fn rows_come_back_per_partition_in_the_order_written() {
