@@ -240,8 +240,8 @@ pub fn lines(data: &[u8], start_offset: i64) -> impl Iterator<Item = (i64, &[u8]
 
 thread_local! {
     /// Per-thread file buffer: reused so big reads do not fault in fresh
-    /// pages for every file.
-    static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// pages for every file (also for gzip objects from S3).
+    pub(crate) static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// A [`Source`] over archive files, in the order given (topic, partition,

@@ -668,12 +668,25 @@ impl Source for S3Source {
                     size,
                     weight: if o.gzip { size * 5 } else { size },
                     lines: Some(Box::new(move |each| {
-                        let mut buf = Vec::new();
-                        let err = decode(&o, &data, &bucket, &mut buf);
-                        for (offset, bytes) in lines(&buf, o.start) {
-                            each(offset, bytes);
+                        if !o.gzip {
+                            // Plain JSON lines: read where they were downloaded.
+                            for (offset, bytes) in lines(&data, o.start) {
+                                each(offset, bytes);
+                            }
+                            return None;
                         }
-                        err
+                        // The preparing thread's buffer, as for local files.
+                        super::archive::BUF.with(|cell| {
+                            let mut buf = cell.borrow_mut();
+                            let err = decode(&o, &data, &bucket, &mut buf);
+                            for (offset, bytes) in lines(&buf, o.start) {
+                                each(offset, bytes);
+                            }
+                            if buf.capacity() > 256 << 20 {
+                                *buf = Vec::new();
+                            }
+                            err
+                        })
                     })),
                     ..Default::default()
                 }))
