@@ -132,6 +132,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     let sinks = Sinks {
         dead: dead.as_mut(),
         archive: archiver.as_mut().map(|a| a as &mut ArchiveSink),
+        bad_objects: driver::BadObjects::Fail,
     };
     let run = match &handle {
         Some(h) => {

@@ -15,12 +15,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::driver::{self, BatchDone, CommitPolicy, DriverError, Observer};
+use crate::engine::driver::{self, BadObjects, BatchDone, CommitPolicy, DriverError, Observer};
 use crate::engine::{Engine, EngineStats};
 use crate::sink::DeadLetterSink;
 use crate::source::archive::{self, ArchiveError, ArchiveFile, ArchiveSource};
 use crate::source::integrity::{Checker, Kind};
-use crate::source::s3::{S3Error, S3Options, S3Source, S3Url};
+use crate::source::s3::{S3Error, S3Options, S3Source, S3Stats, S3Url};
 use crate::source::select::{Excluded, OffsetRange, Selection};
 use crate::source::Source;
 use crate::state::store::{Durability, StoreError};
@@ -65,6 +65,9 @@ pub struct ReplayOptions {
     /// Defer aggregation to the end (`engine/batch.rs`); honoured only for
     /// an ephemeral state.
     pub batch_plan: bool,
+    /// An object that cannot be read whole: fail (naming it), or report it,
+    /// dead-letter it and go on (`--skip-bad-objects`).
+    pub bad_objects: BadObjects,
 }
 
 /// What a replay saw.
@@ -159,17 +162,56 @@ pub fn resolve_prefix(topo: &Topology, topics: &[&str], given: Option<&str>) -> 
     }
 }
 
-/// Draws the progress bar as batches are applied, and checks that the
-/// objects of each partition abut (`source::integrity`).
-struct Progress(indicatif::ProgressBar, Checker);
+/// Draws the progress bar as batches are applied (bytes, objects,
+/// records, ETA), and checks that the objects of each partition abut
+/// (`source::integrity`).
+struct Progress {
+    bar: indicatif::ProgressBar,
+    checker: Checker,
+    /// An S3 replay's listing: the total grows as it is listed.
+    s3: Option<Arc<S3Stats>>,
+    objects: u64,
+    records: u64,
+}
+
+impl Progress {
+    fn new(bar: indicatif::ProgressBar, s3: Option<Arc<S3Stats>>) -> Self {
+        Progress {
+            bar,
+            checker: Checker::default(),
+            s3,
+            objects: 0,
+            records: 0,
+        }
+    }
+}
 
 impl Observer for Progress {
     fn on_batch(&mut self, b: &BatchDone<'_>) {
-        self.0.inc(b.size);
         if let Some(first) = b.first_offset {
             let name = b.file.unwrap_or("");
-            self.1.object(b.topic, b.partition, first, b.delivered, name);
+            self.checker.object(b.topic, b.partition, first, b.delivered, name);
         }
+        if self.bar.is_hidden() {
+            return;
+        }
+        self.objects += u64::from(b.file.is_some());
+        self.records += b.delivered;
+        let listing = match &self.s3 {
+            Some(s) => {
+                self.bar
+                    .set_length(s.to_read.load(Ordering::Relaxed).max(self.bar.position() + b.size));
+                if s.listing_done.load(Ordering::Relaxed) {
+                    ""
+                } else {
+                    " (still listing: total so far)"
+                }
+            }
+            None => "",
+        };
+        self.bar.inc(b.size);
+        self.bar
+            .set_message(format!("{} objects, {} records{listing}", self.objects, self.records));
     }
 }
 
@@ -184,14 +226,18 @@ pub fn replay(
     let archive = opts.archive.to_string_lossy();
     if S3Url::is_s3(&archive) {
         let url = S3Url::parse(&archive)?;
-        let (mut source, topics) = S3Source::open(url, opts.s3.clone())?;
+        let s3 = S3Options {
+            skip_bad_objects: opts.bad_objects == BadObjects::Skip,
+            ..opts.s3.clone()
+        };
+        let (mut source, topics) = S3Source::open(url, s3)?;
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         let (mut summary, source_of) = plan(&topo, opts, &topics)?;
         source.keep_topics(|t| source_of.contains_key(t));
         source.select(opts.select.clone());
         let stats = source.stats.clone();
-        let bar = progress_bar(opts, None);
-        let engine = run(topo, opts, source, &source_of, dead, bar, &mut summary);
+        let progress = Progress::new(progress_bar(opts, 0), Some(stats.clone()));
+        let engine = run(topo, opts, source, &source_of, dead, progress, &mut summary);
         summary.files = stats.objects.load(Ordering::Relaxed) as usize;
         summary.bytes = stats.bytes.load(Ordering::Relaxed);
         if let Ok(mut skipped) = stats.skipped.lock() {
@@ -233,14 +279,14 @@ pub fn replay(
     }
     summary.files = files.len();
     summary.bytes = files.iter().map(|f| f.size).sum();
-    let bar = progress_bar(opts, Some(summary.bytes));
+    let progress = Progress::new(progress_bar(opts, summary.bytes), None);
     let engine = run(
         topo,
         opts,
         ArchiveSource::new(files),
         &source_of,
         dead,
-        bar,
+        progress,
         &mut summary,
     )?;
     summary.elapsed = started.elapsed();
@@ -291,26 +337,19 @@ fn plan(
     Ok((summary, source_of))
 }
 
-/// A progress bar on a terminal: of bytes when the total is known (a
-/// directory), else a running count (a bucket is listed as it is read).
-fn progress_bar(opts: &ReplayOptions, total: Option<u64>) -> indicatif::ProgressBar {
+/// A progress bar on a terminal, of `total` bytes (for a bucket, the
+/// total grows as the listing goes: [`Progress`] updates it).
+fn progress_bar(opts: &ReplayOptions, total: u64) -> indicatif::ProgressBar {
     if !(opts.progress && std::io::stderr().is_terminal()) {
         return indicatif::ProgressBar::hidden();
     }
-    let (bar, template) = match total {
-        Some(n) => (
-            indicatif::ProgressBar::new(n),
-            "{spinner} replay [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        ),
-        None => (
-            indicatif::ProgressBar::new_spinner(),
-            "{spinner} replay {bytes} read, {bytes_per_sec}, {pos:.dim} bytes so far ({elapsed})",
-        ),
-    };
+    let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(template)
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} replay [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {msg}, eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar
 }
@@ -323,7 +362,7 @@ fn run<S: Source>(
     source: S,
     source_of: &HashMap<String, usize>,
     dead: &mut DeadLetterSink<'_>,
-    bar: indicatif::ProgressBar,
+    progress: Progress,
     summary: &mut ReplaySummary,
 ) -> Result<Engine, ReplayError> {
     match opts.select.offsets {
@@ -337,10 +376,10 @@ fn run<S: Source>(
             },
             source_of,
             dead,
-            bar,
+            progress,
             summary,
         ),
-        None => run_all(topo, opts, source, source_of, dead, bar, summary),
+        None => run_all(topo, opts, source, source_of, dead, progress, summary),
     }
 }
 
@@ -350,13 +389,12 @@ fn run_all<S: Source>(
     source: S,
     source_of: &HashMap<String, usize>,
     dead: &mut DeadLetterSink<'_>,
-    bar: indicatif::ProgressBar,
+    mut progress: Progress,
     summary: &mut ReplaySummary,
 ) -> Result<Engine, ReplayError> {
     let mut engine = Engine::open(topo, &opts.state_dir, opts.cache_keys, opts.durability)?;
     engine.set_max_future_skew(opts.max_future_skew);
     engine.set_batch_plan(opts.batch_plan);
-    let mut progress = Progress(bar, Checker::default());
     let policy = CommitPolicy {
         every_records: Some(opts.commit_every),
         interval: None,
@@ -366,11 +404,15 @@ fn run_all<S: Source>(
         &mut engine,
         source,
         source_of,
-        driver::Sinks::dead(dead),
+        driver::Sinks {
+            dead,
+            archive: None,
+            bad_objects: opts.bad_objects,
+        },
         policy,
         &mut progress,
     )?;
-    progress.0.finish_and_clear();
+    progress.bar.finish_and_clear();
     summary.records = run.delivered;
     summary.already_done = run.skipped;
     summary.dead_letters = run.dead_letters;
@@ -383,7 +425,7 @@ fn run_all<S: Source>(
     // does not hold those offsets either (an object of a resumed replay
     // that was not downloaded, or records consumed live, fill it).
     let positions = engine.positions();
-    for f in progress.1.findings.drain(..) {
+    for f in progress.checker.findings.drain(..) {
         let n = (f.to - f.from) as u64;
         match f.kind {
             Kind::Gap => {
@@ -433,6 +475,7 @@ pub fn bootstrap(
         durability: Durability::Flush,
         max_future_skew,
         batch_plan: true,
+        bad_objects: BadObjects::Fail,
     };
     let mut dead = crate::sink::Discard;
     let (engine, summary) = replay(topo, &opts, &mut dead)?;

@@ -199,7 +199,19 @@ fn regression_archive_files_that_do_not_fit_are_counted_and_strict_fails() {
     std::fs::write(&last.3, &bytes[..bytes.len() / 2]).unwrap();
 
     let a = archive.to_str().unwrap();
+    // The cut object is an error naming it, and no answers.
     let (code, out, err) = pinstream(&["replay", "--archive", a]);
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty(), "{out}");
+    let cut = last.3.display().to_string();
+    assert!(
+        err.contains("unreadable archive object") && err.contains(&cut) && err.contains("--skip-bad-objects"),
+        "{err}"
+    );
+    // --skip-bad-objects: reported, dead-lettered, the rest replayed.
+    let letters = dir.path().join("dead.jsonl");
+    let l = letters.to_str().unwrap();
+    let (code, out, err) = pinstream(&["replay", "--archive", a, "--skip-bad-objects", "--dead-letter", l]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with('{'));
     assert!(
@@ -208,7 +220,25 @@ fn regression_archive_files_that_do_not_fit_are_counted_and_strict_fails() {
     );
     assert!(err.contains("lies under topics/"), "{err}");
     assert!(err.contains("does not match"), "{err}");
-    let (code, out, err) = pinstream(&["replay", "--archive", a, "--strict", "--quiet"]);
+    let bad: Vec<serde_json::Value> = read_lines(&letters)
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["reason"].as_str().unwrap().starts_with("unreadable object: "))
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0]["file"].as_str(), Some(cut.as_str()));
+    assert_eq!(bad[0]["partition"].as_i64(), Some(last.1 as i64));
+    // Its letter sits where the readable part ends: after the whole lines
+    // before the cut, which count.
+    let replayed = stat_of(&err, "stats:", "records");
+    let whole: u64 = files[..files.len() - 1]
+        .iter()
+        .map(|f| read_lines(&f.3).len() as u64)
+        .sum();
+    let kept = replayed - whole;
+    assert!(kept > 0, "the whole lines before the cut count: {err}");
+    assert_eq!(bad[0]["offset"].as_i64(), Some(last.2 + kept as i64));
+    let (code, out, err) = pinstream(&["replay", "--archive", a, "--strict", "--skip-bad-objects", "--quiet"]);
     assert_eq!(code, 1, "{err}");
     assert!(out.is_empty(), "no answers under a failed --strict: {out}");
     assert!(err.contains("--strict: 2 skipped files, 1 unreadable files"), "{err}");

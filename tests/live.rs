@@ -321,3 +321,70 @@ fn regression_missing_dead_letter_topic_is_refused_clearly_or_replaced_by_a_file
         );
     }
 }
+
+/// Retention: the mock broker trims a partition's log past ~5 MB, as
+/// `retention.bytes` would. Records it no longer holds still count once,
+/// from the archive, when a daemon with a fresh state starts with
+/// `--bootstrap-from-archive`: its answers equal those of a daemon that
+/// consumed every record before they were deleted.
+#[test]
+fn bootstrap_counts_records_kafka_deleted_by_retention_once_from_the_archive() {
+    let prefix = "ret1";
+    let mock = cluster_with(prefix, 1);
+    let bs = mock.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |n: &str| dir.path().join(n).display().to_string();
+    let (archived, full, boot) = (path("archived"), path("full"), path("boot"));
+    let until_idle = |state: &str, extra: &[&str]| {
+        let mut args = extra.to_vec();
+        args.extend(["--stop-when-idle", "3"]);
+        let out = wait_within(spawn_run(&bs, prefix, state, &args), 300, "run");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "run failed: {err}");
+        err
+    };
+    emulate_to_kafka(&bs, prefix, 2500, 81, &[]);
+    until_idle(&full, &["--archive-to", &archived]);
+    // The archive's end per topic (one partition each).
+    let mut archived_next: std::collections::HashMap<String, i64> = Default::default();
+    for (topic, _, start, file) in archive_files(std::path::Path::new(&archived)) {
+        let end = start + read_lines(&file).len() as i64;
+        let e = archived_next.entry(topic).or_default();
+        *e = (*e).max(end);
+    }
+    assert_eq!(archived_next.len(), 3, "{archived_next:?}");
+
+    // More posts until the broker has deleted the oldest pins.
+    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bs).create().unwrap();
+    let low = |topic: &str| consumer.fetch_watermarks(topic, 0, Duration::from_secs(5)).unwrap().0;
+    let pin = format!("{prefix}.pin");
+    let mut seed = 82;
+    while low(&pin) == 0 {
+        assert!(seed < 100, "the broker never trimmed {pin}");
+        emulate_to_kafka(&bs, prefix, 500, seed, &[]);
+        seed += 1;
+    }
+    for (topic, next) in &archived_next {
+        assert!(
+            low(topic) <= *next,
+            "the broker deleted records of {topic} that were never archived: test sizes are off"
+        );
+    }
+
+    // `full` consumed the first posts before they were deleted; it goes on
+    // with the rest. `boot` starts from nothing but the archive.
+    until_idle(&full, &[]);
+    let err = until_idle(&boot, &["--bootstrap-from-archive", &archived]);
+    assert!(err.contains("bootstrap: "), "{err}");
+    assert_same_answers(
+        &answers(&boot),
+        &answers(&full),
+        "bootstrap over deleted records vs full history",
+    );
+    // From Kafka it consumed exactly what lies past the archive.
+    let past: i64 = archived_next
+        .iter()
+        .map(|(t, next)| consumer.fetch_watermarks(t, 0, Duration::from_secs(5)).unwrap().1 - next)
+        .sum();
+    assert_eq!(stat_of(&err, "stats:", "records") as i64, past, "{err}");
+}

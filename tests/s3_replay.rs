@@ -75,27 +75,6 @@ fn upload(endpoint: &str, bucket: &str, prefix: &str, dir: &Path) -> usize {
     })
 }
 
-/// Runs pinstream with static test credentials; returns (status ok, stdout, stderr).
-fn run_s3(args: &[&str]) -> (bool, String, String) {
-    let out = cmd()
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("pinstream runs");
-    let out = wait_within(out, 600, &format!("pinstream {args:?}"));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn replay_s3(endpoint: &str, url: &str, extra: &[&str]) -> (Value, String) {
     let mut args = vec!["replay", "--archive", url, "--s3-endpoint", endpoint];
     args.extend(extra);
@@ -263,4 +242,152 @@ fn s3_day_selection_reads_what_the_local_selection_reads() {
     assert!(stat(&stderr, "not_selected") > 0);
     assert_eq!(stat(&stderr, "not_selected"), stat(&local_err, "not_selected"));
     assert_eq!(stat(&stderr, "records"), stat(&local_err, "records"));
+}
+
+/// Forwards connections to `upstream` until it has passed `stall_after`
+/// response bytes, then stops answering (every connection hangs, as a
+/// server that went away without closing would). Stops accepting after
+/// 10,000 connections.
+fn stalling_proxy(upstream: &str, stall_after: u64) -> (String, Arc<AtomicUsize>) {
+    let up = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let passed = Arc::new(AtomicUsize::new(0));
+    let seen = passed.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(10_000) {
+            let Ok(mut c) = conn else { continue };
+            let Ok(mut u) = TcpStream::connect(&up) else { continue };
+            let (mut c2, mut u2) = (c.try_clone().unwrap(), u.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut u2);
+            });
+            let passed = passed.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 << 10];
+                loop {
+                    if passed.load(Ordering::SeqCst) as u64 >= stall_after {
+                        // Hold the connection open, answer nothing.
+                        std::thread::sleep(std::time::Duration::from_secs(120));
+                        return;
+                    }
+                    let n = match u.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => n,
+                    };
+                    passed.fetch_add(n, Ordering::SeqCst);
+                    if c.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+#[test]
+fn s3_replay_killed_mid_bucket_resumes_without_recounting_or_rereading_finished_objects() {
+    let Some(ep) = test_s3() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    emulate(&archive, 3000, 45, &["--flush-size", "25"]);
+    let b = bucket("killed");
+    let n = upload(&ep, &b, "", &archive) as u64;
+    let want = replay(&archive, &[]);
+    let total: u64 = archive_files(&archive)
+        .iter()
+        .map(|f| std::fs::metadata(&f.3).unwrap().len())
+        .sum();
+    // The replay gets about half the bucket, then the server stops
+    // answering mid-object; it is SIGKILLed there, after its commits.
+    let (proxy, passed) = stalling_proxy(&ep, total / 2);
+    let state = dir.path().join("state").display().to_string();
+    let url = format!("s3://{b}");
+    let mut child = s3_cmd()
+        .args([
+            "replay",
+            "--archive",
+            &url,
+            "--s3-endpoint",
+            &proxy,
+            "--state-dir",
+            &state,
+            "--commit-every",
+            "300",
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while (passed.load(Ordering::SeqCst) as u64) < total / 2 {
+        assert!(
+            waited.elapsed().as_secs() < 120,
+            "the replay did not get half the bucket in 120 s"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the replay ended before the stall");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Its commits of what it applied land; then SIGKILL, mid-object.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the replay hangs on the stalled server"
+    );
+    child.kill().unwrap();
+    status_within(&mut child, 60, "killed replay");
+
+    let (got, stderr) = replay_s3(&ep, &url, &["--state-dir", &state]);
+    assert_same_answers(&got, &want, "S3 replay killed mid-way, then resumed");
+    let (read, done) = (stat(&stderr, "s3_objects"), stat(&stderr, "s3_already_done"));
+    assert_eq!(read + done, n, "every object read or known done:\n{stderr}");
+    assert!(
+        done > 0 && read < n,
+        "objects finished before the kill are not downloaded again:\n{stderr}"
+    );
+    assert_eq!(stat(&stderr, "gaps"), 0, "{stderr}");
+}
+
+#[test]
+fn s3_corrupt_object_is_an_error_naming_it_or_skipped_and_dead_lettered() {
+    let Some(ep) = test_s3() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    emulate(&archive, 600, 46, &["--compression", "gzip", "--flush-size", "50"]);
+    // One object cut in half, on disk and in the bucket alike.
+    let files = archive_files(&archive);
+    let victim = &files[files.len() / 2];
+    let bytes = std::fs::read(&victim.3).unwrap();
+    std::fs::write(&victim.3, &bytes[..bytes.len() / 2]).unwrap();
+    let b = bucket("corrupt");
+    upload(&ep, &b, "", &archive);
+    let key = victim.3.strip_prefix(&archive).unwrap().display().to_string();
+    let url = format!("s3://{b}");
+
+    let (ok, out, err) = run_s3(&["replay", "--archive", &url, "--s3-endpoint", &ep]);
+    assert!(!ok && out.is_empty(), "{out}\n{err}");
+    assert!(
+        err.contains("unreadable archive object") && err.contains(&format!("s3://{b}/{key}")),
+        "the error names the object:\n{err}"
+    );
+
+    let letters = dir.path().join("dead.jsonl");
+    let l = letters.display().to_string();
+    let (got, stderr) = replay_s3(&ep, &url, &["--skip-bad-objects", "--dead-letter", &l]);
+    let a = archive.display().to_string();
+    let (local, local_err) = run(&["replay", "--archive", &a, "--skip-bad-objects"]);
+    let local: Value = serde_json::from_str(&local).unwrap();
+    assert_same_answers(&got, &local, "S3 vs local, one object skipped");
+    assert_eq!(stat(&stderr, "unreadable_files"), 1, "{stderr}");
+    assert_eq!(stat(&stderr, "records"), stat(&local_err, "records"));
+    assert_eq!(stat(&stderr, "dead_letters"), stat(&local_err, "dead_letters"));
+    let bad: Vec<Value> = read_lines(&letters)
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["reason"].as_str().unwrap_or("").starts_with("unreadable object: "))
+        .collect();
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0]["file"].as_str(), Some(format!("s3://{b}/{key}").as_str()));
 }

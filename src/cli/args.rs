@@ -142,9 +142,12 @@ pub(crate) enum Command {
         /// How the replay aggregates: `batch` builds the join first and aggregates the final rows once, in parallel; `incremental` keeps aggregates current record by record, as `run` does (a kept --state-dir uses batch only when it starts empty)
         #[arg(long, value_enum, default_value = "batch")]
         plan: Plan,
-        /// Fail (exit 1, no answers) if any file is skipped (bad name, wrong topic directory) or unreadable, or a topic has no source
+        /// Fail (exit 1, no answers) if any file is skipped (bad name, wrong topic directory) or unreadable, a topic has no source, or records are missing between objects (gaps)
         #[arg(long)]
         strict: bool,
+        /// An object that cannot be read whole (corrupt or cut gzip, refused by the store) is reported, its whole records before the damage count and the rest goes to the dead-letter output as one letter; without it such an object ends the replay with an error naming it
+        #[arg(long)]
+        skip_bad_objects: bool,
         /// No summary on stderr
         #[arg(long, short)]
         quiet: bool,

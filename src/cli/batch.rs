@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::args::Command;
 use super::{load, open_state, print_answers, thousands};
+use pinstream::engine::driver::BadObjects;
 use pinstream::engine::prepare::clean;
 use pinstream::query;
 use pinstream::replay::{self, ReplayOptions};
@@ -152,6 +153,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
             max_future_skew,
             plan,
             strict,
+            skip_bad_objects,
             quiet,
         } => {
             let topo = match load(topology.as_deref()) {
@@ -195,6 +197,11 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 durability,
                 max_future_skew,
                 batch_plan: plan == super::args::Plan::Batch,
+                bad_objects: if skip_bad_objects {
+                    BadObjects::Skip
+                } else {
+                    BadObjects::Fail
+                },
             };
             let (engine, s) = replay::replay(topo.clone(), &opts, dead.as_mut())?;
             let problems = s.skipped.len() + s.read_errors.len() + s.unknown_topics.len() + s.gaps.len();
@@ -350,8 +357,8 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     s.overlaps,
                     s.overlap_records,
                     s.s3.as_ref().map_or(String::new(), |x| format!(
-                        " s3_objects={} s3_retries={} s3_already_done={}",
-                        s.files, x.retries, x.already_done
+                        " s3_objects={} s3_listed={} s3_pages={} s3_retries={} s3_already_done={}",
+                        s.files, x.listed, x.pages, x.retries, x.already_done
                     ))
                 );
             }

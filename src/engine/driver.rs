@@ -63,6 +63,13 @@ pub enum DriverError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// An archive object that could not be read whole, under
+    /// [`BadObjects::Fail`].
+    #[error(
+        "unreadable archive object: {0}\n(nothing was committed past it; run again with --skip-bad-objects to report it, \
+         send it to the dead-letter output and go on: its whole records before the damage count)"
+    )]
+    BadObject(String),
 }
 
 impl DriverError {
@@ -71,6 +78,7 @@ impl DriverError {
             DriverError::Store(e) => e.is_retryable(),
             DriverError::Source(e) => e.is_retryable(),
             DriverError::Sink(e) => e.is_retryable(),
+            DriverError::BadObject(_) => false,
         }
     }
 }
@@ -281,13 +289,34 @@ pub fn drive<S: Source>(
 pub struct Sinks<'a, 'b> {
     pub dead: &'a mut DeadLetterSink<'b>,
     pub archive: Option<&'a mut ArchiveSink<'b>>,
+    /// What becomes of an archive object that cannot be read whole.
+    pub bad_objects: BadObjects,
 }
 
 impl<'a, 'b> Sinks<'a, 'b> {
-    /// Dead letters only.
+    /// Dead letters only; an unreadable object fails the run.
     pub fn dead(dead: &'a mut DeadLetterSink<'b>) -> Self {
-        Sinks { dead, archive: None }
+        Sinks {
+            dead,
+            archive: None,
+            bad_objects: BadObjects::Fail,
+        }
     }
+}
+
+/// What the driver does with a batch that came with a read error (a cut
+/// or corrupt gzip object, an object the store would not serve).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BadObjects {
+    /// Stop with [`DriverError::BadObject`] naming it, before the next
+    /// commit (so a kept state holds nothing of it).
+    #[default]
+    Fail,
+    /// Apply its whole records before the damage, report it
+    /// ([`RunStats::read_errors`]) and send one dead letter for the rest
+    /// (reason `unreadable object: …`, at the offset after the last whole
+    /// record), then go on (`--skip-bad-objects`).
+    Skip,
 }
 
 /// Stage 1 for one group: read (lazy batches) and prepare in parallel,
@@ -375,6 +404,12 @@ fn prepare_group(
     ready
 }
 
+/// The start offset an archive object's name carries (`…/t+0+0000000500.json`).
+fn start_offset_of(file: &str) -> Option<i64> {
+    let name = file.rsplit('/').next()?;
+    crate::source::archive::parse_name(name).map(|(_, _, start, _)| start)
+}
+
 /// Runs `[start, end)` of consecutive offsets among those flagged true.
 fn runs(offsets: impl Iterator<Item = (i64, bool)>) -> Vec<(i64, i64)> {
     let mut out: Vec<(i64, i64)> = Vec::new();
@@ -394,6 +429,7 @@ struct Committer<'a, 'b> {
     commit_tx: mpsc::Sender<Vec<((String, i32), i64)>>,
     dead: &'a mut DeadLetterSink<'b>,
     archive: Option<&'a mut ArchiveSink<'b>>,
+    bad_objects: BadObjects,
     policy: CommitPolicy,
     last: Instant,
     /// Next offset per partition delivered since the last commit.
@@ -455,6 +491,7 @@ fn apply_all(
         commit_tx,
         dead: sinks.dead,
         archive: sinks.archive,
+        bad_objects: sinks.bad_objects,
         policy,
         last: Instant::now(),
         next: HashMap::new(),
@@ -503,6 +540,9 @@ fn apply_batch(
 ) -> Result<(), DriverError> {
     let arrived = Instant::now();
     if let Some(e) = &r.read_error {
+        if c.bad_objects == BadObjects::Fail {
+            return Err(DriverError::BadObject(e.clone()));
+        }
         tracing::warn!("{e}");
         stats.read_errors.push(e.clone());
     }
@@ -553,6 +593,24 @@ fn apply_batch(
             }
             c.produced.push(ts);
         }
+    }
+    if let Some(e) = &r.read_error {
+        // The rest of the object: one letter where its readable part ends.
+        let at = last_offset
+            .map(|o| o + 1)
+            .or_else(|| r.file.as_deref().and_then(start_offset_of))
+            .unwrap_or(-1);
+        let reason = format!("unreadable object: {e}");
+        dead += 1;
+        *stats.dead_reasons.entry(reason_class(&reason)).or_default() += 1;
+        c.dead.send(&DeadLetter {
+            reason: &reason,
+            topic: &r.topic,
+            partition: r.partition,
+            offset: at,
+            file: r.file.as_deref(),
+            record: b"",
+        })?;
     }
     if delivered > skipped {
         stats.active = first_applied.get_or_insert(arrived).elapsed();

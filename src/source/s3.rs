@@ -5,8 +5,9 @@
 //! [`Source`] as the local [`super::archive::ArchiveSource`], fed by a
 //! background pipeline:
 //!
-//! - **Listing** is streamed: `ListObjectsV2` one page at a time (with
-//!   `start-after` on a resumed listing), topic by topic, so memory does
+//! - **Listing** is streamed: `ListObjectsV2` one page at a time (each
+//!   page `start-after` the last key of the one before), topic by topic,
+//!   a bounded number of objects ahead of the driver, so memory does
 //!   not grow with the number of objects. The topics are the common
 //!   prefixes under `topics/` (one delimiter listing), known before any
 //!   object is read, so the topic prefix is resolved as for a directory.
@@ -105,6 +106,11 @@ pub struct S3Options {
     pub page_size: i32,
     /// First backoff; doubles per attempt, capped at 5 s.
     pub backoff: Duration,
+    /// An object that cannot be downloaded (403/404 after it was listed,
+    /// retries exhausted) is handed on as a batch with a read error (the
+    /// driver reports and dead-letters it) instead of ending the replay
+    /// (`--skip-bad-objects`). Listing failures still end it.
+    pub skip_bad_objects: bool,
 }
 
 impl Default for S3Options {
@@ -116,6 +122,7 @@ impl Default for S3Options {
             max_bytes: 256 << 20,
             page_size: 1000,
             backoff: Duration::from_millis(100),
+            skip_bad_objects: false,
         }
     }
 }
@@ -125,6 +132,10 @@ impl Default for S3Options {
 pub struct S3Stats {
     pub objects: AtomicU64,
     pub bytes: AtomicU64,
+    /// Bytes of the objects listed so far that are to be downloaded (the
+    /// progress bar's total; final once `listing_done`).
+    pub to_read: AtomicU64,
+    pub listing_done: std::sync::atomic::AtomicBool,
     pub listed: AtomicU64,
     pub pages: AtomicU64,
     pub retries: AtomicU64,
@@ -326,7 +337,9 @@ struct Object {
 }
 
 /// A downloaded object, or why it could not be.
-type Fetched = Result<(Object, Vec<u8>), S3Error>;
+/// A downloaded object; or, under [`S3Options::skip_bad_objects`], one the
+/// store would not serve, with why (delivered as a batch with a read error).
+type Fetched = Result<(Object, Vec<u8>, Option<String>), S3Error>;
 
 /// A download in flight.
 type Download = std::pin::Pin<Box<dyn std::future::Future<Output = Fetched> + Send>>;
@@ -473,7 +486,10 @@ impl Pump {
         let mut inflight_bytes = 0u64;
         for topic in self.topics.clone() {
             let base = format!("{}topics/{topic}/", self.url.prefix);
-            let mut token: Option<String> = None;
+            // Pages continue after the last key seen (`start-after`), not by
+            // continuation token: a retried or resumed page needs nothing but
+            // the key, which cannot expire.
+            let mut after: Option<String> = None;
             loop {
                 let what = format!("listing s3://{}/{base}", self.url.bucket);
                 let page = with_retries(&self.opts, &self.stats, &what, || {
@@ -483,7 +499,7 @@ impl Pump {
                         .bucket(&self.url.bucket)
                         .prefix(&base)
                         .max_keys(self.opts.page_size)
-                        .set_continuation_token(token.clone());
+                        .set_start_after(after.clone());
                     async move { req.send().await.map_err(|e| failure_of(&e)) }
                 })
                 .await?;
@@ -517,8 +533,8 @@ impl Pump {
                 for (o, done) in decided {
                     self.dispatch(o, done, &mut inflight, &mut inflight_bytes, tx).await?;
                 }
-                match page.next_continuation_token() {
-                    Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                match page.contents().last().and_then(|o| o.key()) {
+                    Some(last) if page.is_truncated() == Some(true) => after = Some(last.to_string()),
                     _ => break,
                 }
             }
@@ -526,6 +542,7 @@ impl Pump {
         for (o, done) in self.filter.finish() {
             self.dispatch(o, done, &mut inflight, &mut inflight_bytes, tx).await?;
         }
+        self.stats.listing_done.store(true, Ordering::Relaxed);
         while let Some(r) = inflight.next().await {
             Self::deliver(r, &mut inflight_bytes, tx).await?;
         }
@@ -572,6 +589,7 @@ impl Pump {
             }
         }
         *inflight_bytes += o.size;
+        self.stats.to_read.fetch_add(o.size, Ordering::Relaxed);
         let (client, bucket, opts, stats) = (
             self.client.clone(),
             self.url.bucket.clone(),
@@ -580,7 +598,7 @@ impl Pump {
         );
         inflight.push_back(Box::pin(async move {
             let what = format!("reading s3://{bucket}/{}", o.key);
-            let data = with_retries(&opts, &stats, &what, || {
+            let got = with_retries(&opts, &stats, &what, || {
                 let req = client.get_object().bucket(&bucket).key(&o.key);
                 async move {
                     let resp = req.send().await.map_err(|e| failure_of(&e))?;
@@ -594,8 +612,12 @@ impl Pump {
                     Ok(body.into_bytes().to_vec())
                 }
             })
-            .await?;
-            Ok((o, data))
+            .await;
+            match got {
+                Ok(data) => Ok((o, data, None)),
+                Err(e) if opts.skip_bad_objects => Ok((o, Vec::new(), Some(e.to_string()))),
+                Err(e) => Err(e),
+            }
         }));
         Ok(())
     }
@@ -607,9 +629,9 @@ impl Pump {
         inflight_bytes: &mut u64,
         tx: &tokio::sync::mpsc::Sender<Fetched>,
     ) -> Result<(), S3Error> {
-        let (o, data) = r?;
+        let (o, data, err) = r?;
         *inflight_bytes = inflight_bytes.saturating_sub(o.size);
-        if tx.send(Ok((o, data))).await.is_err() {
+        if tx.send(Ok((o, data, err))).await.is_err() {
             // The driver stopped reading (an error elsewhere): stop too.
             return Err(S3Error::Request {
                 what: "pipeline".into(),
@@ -656,7 +678,14 @@ impl Source for S3Source {
         match rx.blocking_recv() {
             None => Ok(Poll::Done),
             Some(Err(e)) => Err(SourceError::S3(e)),
-            Some(Ok((o, data))) => {
+            Some(Ok((o, _, Some(why)))) => Ok(Poll::Batch(Batch {
+                topic: o.topic.clone(),
+                partition: o.partition,
+                file: Some(format!("s3://{}/{}", self.url.bucket, o.key).into()),
+                read_error: Some(why),
+                ..Default::default()
+            })),
+            Some(Ok((o, data, None))) => {
                 self.stats.objects.fetch_add(1, Ordering::Relaxed);
                 self.stats.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
                 let bucket = self.url.bucket.clone();

@@ -704,3 +704,31 @@ pub fn kill_after(args: &[String], after_ms: &[u64]) {
         status_within(&mut child, 120, "child");
     }
 }
+
+/// [`cmd`] with static S3 test credentials and no instance metadata lookups.
+pub fn s3_cmd() -> Command {
+    let mut c = cmd();
+    c.env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+/// Runs pinstream with static S3 test credentials (and no instance
+/// metadata lookups); returns (status ok, stdout, stderr).
+pub fn run_s3(args: &[&str]) -> (bool, String, String) {
+    let out = s3_cmd()
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pinstream runs");
+    let out = wait_within(out, 600, &format!("pinstream {args:?}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
