@@ -539,12 +539,8 @@ fn apply_batch(
     first_applied: &mut Option<Instant>,
 ) -> Result<(), DriverError> {
     let arrived = Instant::now();
-    if let Some(e) = &r.read_error {
-        if c.bad_objects == BadObjects::Fail {
-            return Err(DriverError::BadObject(e.clone()));
-        }
-        tracing::warn!("{e}");
-        stats.read_errors.push(e.clone());
+    if let (Some(e), BadObjects::Fail) = (&r.read_error, c.bad_objects) {
+        return Err(DriverError::BadObject(e.clone()));
     }
     let (mut skipped, mut dead) = (0u64, 0u64);
     let delivered = r.items.len() as u64;
@@ -595,6 +591,8 @@ fn apply_batch(
         }
     }
     if let Some(e) = &r.read_error {
+        tracing::warn!("{e}");
+        stats.read_errors.push(e.clone());
         // The rest of the object: one letter where its readable part ends.
         let at = last_offset
             .map(|o| o + 1)

@@ -26,14 +26,7 @@ pub fn cmd() -> Command {
 
 /// Runs pinstream; panics with its stderr if it fails.
 pub fn run(args: &[&str]) -> (String, String) {
-    let child = cmd()
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("pinstream runs");
-    let out = wait_within(child, 600, &format!("pinstream {args:?}"));
+    let out = outcome(cmd(), args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
@@ -42,6 +35,18 @@ pub fn run(args: &[&str]) -> (String, String) {
         out.status
     );
     (stdout, stderr)
+}
+
+/// Runs `c` with `args` (no stdin, output captured), within 600 s.
+fn outcome(mut c: Command, args: &[&str]) -> std::process::Output {
+    let child = c
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pinstream runs");
+    wait_within(child, 600, &format!("pinstream {args:?}"))
 }
 
 pub fn emulate(dir: &Path, posts: u64, seed: u64, extra: &[&str]) {
@@ -718,14 +723,7 @@ pub fn s3_cmd() -> Command {
 /// Runs pinstream with static S3 test credentials (and no instance
 /// metadata lookups); returns (status ok, stdout, stderr).
 pub fn run_s3(args: &[&str]) -> (bool, String, String) {
-    let out = s3_cmd()
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("pinstream runs");
-    let out = wait_within(out, 600, &format!("pinstream {args:?}"));
+    let out = outcome(s3_cmd(), args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
