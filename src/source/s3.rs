@@ -118,7 +118,7 @@ impl Default for S3Options {
         S3Options {
             endpoint: None,
             region: None,
-            max_in_flight: 16,
+            max_in_flight: 64,
             max_bytes: 256 << 20,
             page_size: 1000,
             backoff: Duration::from_millis(100),
@@ -601,15 +601,18 @@ impl Pump {
             let got = with_retries(&opts, &stats, &what, || {
                 let req = client.get_object().bucket(&bucket).key(&o.key);
                 async move {
-                    let resp = req.send().await.map_err(|e| failure_of(&e))?;
-                    // A body cut off mid-way is transient: the whole object
-                    // is requested again.
-                    let body = resp
-                        .body
-                        .collect()
-                        .await
-                        .map_err(|e| (Failure::Transient, error_chain(&e)))?;
-                    Ok(body.into_bytes().to_vec())
+                    let mut resp = req.send().await.map_err(|e| failure_of(&e))?;
+                    // Streamed into one buffer of the listed size: one copy
+                    // of each byte, no growth (collecting the body and
+                    // flattening it copied every object twice, into fresh
+                    // memory each time). A body cut off mid-way is
+                    // transient: the whole object is requested again.
+                    let mut data = Vec::with_capacity(usize::try_from(o.size.min(opts.max_bytes)).unwrap_or(0));
+                    while let Some(chunk) = resp.body.next().await {
+                        let chunk = chunk.map_err(|e| (Failure::Transient, error_chain(&e)))?;
+                        data.extend_from_slice(&chunk);
+                    }
+                    Ok(data)
                 }
             })
             .await;
