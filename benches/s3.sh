@@ -49,7 +49,8 @@ trap cleanup EXIT
 up_start=$(date +%s.%N)
 case "$SERVER" in
   s3s-fs)
-    # s3s-fs (crates.io, `cargo install s3s-fs --features binary`) keeps
+    # s3s-fs (crates.io, `cargo install s3s-fs@0.14.1 --locked --features
+    # binary`) keeps
     # object K of bucket B as the file ROOT/B/K, so the archive goes into
     # its store by hard links: no upload, the same bytes as the local
     # directory. Every GET and LIST still goes through its S3 API
