@@ -29,11 +29,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(test)]
+use std::sync::Arc;
 
 use super::{Engine, EngineStats, JoinedRow};
 use crate::aggregate::buffers::AggBuffers;
 use crate::aggregate::state::agg_cf;
-use crate::state::join::{encode_slots, slot_change, EncodedEntries, Entry, JoinState, SlotChange};
+use crate::state::join::{encode_slots, join_cf, slot_change, EncodedEntries, Entry, SlotChange};
 use crate::state::spill::{load, rows, Spill};
 use crate::state::store::{Durability, Store, StoreError};
 use crate::topology::Topology;
@@ -247,16 +249,34 @@ impl Engine {
                 });
             }
             drop(tx);
-            // A kept state's join entries, written in sorted runs of about a
-            // memtable each: one partition's run at a time interleaves 128
-            // runs in the skiplist (a descent through every level per key).
+            // A kept state's join entries, ingested as sorted SST files of
+            // about a memtable each, on a writer thread of their own (on
+            // this one, the workers waited for every run's sort and write).
+            // They are durable as each run lands, before the commit that
+            // holds their positions: the deferred flag goes first, so a
+            // replay killed in between re-aggregates the stored join table
+            // on its next open instead of taking those rows for done.
+            // Regression: durable_batch_replay_killed_while_ingesting_recovers.
+            let writer = if keep {
+                let mut batch = rocksdb::WriteBatch::default();
+                store.put_deferred(&mut batch, true)?;
+                store.write(batch)?;
+                store.flush()?;
+                let (run_tx, run_rx) = std::sync::mpsc::sync_channel::<EncodedEntries>(0);
+                let cf = join_cf(&topo.join.name);
+                let handle = s.spawn(move || -> Result<(), StoreError> {
+                    for run in run_rx {
+                        store.ingest_sorted(&cf, run)?;
+                    }
+                    Ok(())
+                });
+                Some((run_tx, handle))
+            } else {
+                None
+            };
             let mut entries: EncodedEntries = Vec::new();
             let mut bytes = 0;
-            let write = |entries: &mut EncodedEntries| {
-                let mut batch = rocksdb::WriteBatch::default();
-                JoinState::write_sorted(store, &topo.join.name, std::mem::take(entries), &mut batch)?;
-                store.write(batch)
-            };
+            let mut writer_failed = false;
             for done in rx {
                 let (shard, counts, part) = done?;
                 self.stats.joined += counts.joined;
@@ -266,12 +286,22 @@ impl Engine {
                 bytes += part.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
                 entries.extend(part);
                 if bytes >= JOIN_RUN_BYTES {
-                    write(&mut entries)?;
+                    if let Some((run_tx, _)) = &writer {
+                        // A failed writer says why when it is joined.
+                        writer_failed |= run_tx.send(std::mem::take(&mut entries)).is_err();
+                    }
                     bytes = 0;
                 }
+                if writer_failed {
+                    break;
+                }
             }
-            if !entries.is_empty() {
-                write(&mut entries)?;
+            if let Some((run_tx, handle)) = writer {
+                if !entries.is_empty() && !writer_failed {
+                    let _ = run_tx.send(entries);
+                }
+                drop(run_tx);
+                handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
             }
             // The aggregates once, in key order: deltas of one group from
             // several partitions are added here, not merged by RocksDB, and
@@ -404,5 +434,74 @@ mod tests {
             "a kept state with history"
         );
         assert!(!batch_allowed(Durability::Wal, true, true), "live");
+    }
+
+    /// Every query's rows over the whole time range.
+    fn answers(engine: &Engine) -> Vec<Vec<crate::query::Row>> {
+        let topo = engine.topology();
+        topo.queries
+            .iter()
+            .map(|q| crate::query::run(engine.store(), topo, q, Default::default()).unwrap())
+            .collect()
+    }
+
+    /// Feeds 2,000 posts (with re-sends) of all three topics.
+    fn feed(engine: &mut Engine) {
+        let topo = engine.topology().clone();
+        let src = |name: &str| topo.sources.iter().position(|s| s.name == name).unwrap();
+        let (pin, geo, user) = (src("pin"), src("geo"), src("user"));
+        let emulator = crate::pinterest::emulate::Emulator::new(7);
+        for (offset, d) in emulator.deliveries(2_000, 0.2).enumerate() {
+            for (s, json) in [(pin, &d.pin), (geo, &d.geo), (user, &d.user)] {
+                let p = crate::engine::prepare::prepare(&topo, s, json.as_bytes()).unwrap();
+                engine.process(s, &p.key, p.row).unwrap();
+                engine.mark(&topo.sources[s].name, 0, offset as i64);
+            }
+        }
+    }
+
+    /// A kept batch replay's join rows are durable as each run is
+    /// ingested, before the commit with their positions: a replay killed
+    /// right after an ingest must not leave rows that the next run takes
+    /// for done without their aggregates (the deferred flag goes first).
+    #[test]
+    fn durable_batch_replay_killed_while_ingesting_recovers() {
+        let topo = Arc::new(crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap());
+        let want = {
+            let dir = tempfile::tempdir().unwrap();
+            let mut engine = Engine::open(topo.clone(), dir.path(), 1_000_000, Durability::Wal).unwrap();
+            feed(&mut engine);
+            engine.sync().unwrap();
+            answers(&engine)
+        };
+        assert!(want.iter().filter(|rows| !rows.is_empty()).count() >= 5, "{want:?}");
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A small cache: the batch plan spills to partition files.
+            let mut engine = Engine::open(topo.clone(), dir.path(), 200, Durability::Flush).unwrap();
+            engine.set_batch_plan(true);
+            feed(&mut engine);
+            assert!(engine.spill.is_some(), "the input went to partition files");
+            engine
+                .store
+                .fail_after_ingest
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let err = engine.sync().unwrap_err();
+            assert!(err.to_string().contains("injected"), "{err}");
+            assert!(!engine
+                .store
+                .fail_after_ingest
+                .load(std::sync::atomic::Ordering::Relaxed));
+        } // the process is gone: no commit after the ingest
+        let mut engine = Engine::open(topo.clone(), dir.path(), 200, Durability::Flush).unwrap();
+        assert!(engine.positions().all().next().is_none(), "no positions were committed");
+        engine.set_batch_plan(true);
+        feed(&mut engine);
+        engine.sync().unwrap();
+        // (Without the flag the stored rows count as done: empty answers.)
+        assert!(
+            answers(&engine) == want,
+            "the answers after recovery differ from an uninterrupted run's"
+        );
     }
 }
