@@ -68,6 +68,9 @@ pub struct ReplayOptions {
     /// An object that cannot be read whole: fail (naming it), or report it,
     /// dead-letter it and go on (`--skip-bad-objects`).
     pub bad_objects: BadObjects,
+    /// Set by SIGINT/SIGTERM: the replay stops before its next commit
+    /// with [`SourceError::Interrupted`](crate::source::SourceError).
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// What a replay saw.
@@ -400,6 +403,10 @@ fn run_all<S: Source>(
         interval: None,
         durable_each: false,
     };
+    let source = crate::source::interrupt::Interruptible {
+        inner: source,
+        stop: opts.stop.clone().unwrap_or_default(),
+    };
     let run = driver::drive(
         &mut engine,
         source,
@@ -476,6 +483,7 @@ pub fn bootstrap(
         max_future_skew,
         batch_plan: true,
         bad_objects: BadObjects::Fail,
+        stop: None,
     };
     let mut dead = crate::sink::Discard;
     let (engine, summary) = replay(topo, &opts, &mut dead)?;

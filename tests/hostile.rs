@@ -275,26 +275,7 @@ fn regression_replay_state_dir_is_durable_at_each_commit() {
         .spawn()
         .unwrap();
     // Wait (bounded) until a commit has reached SST files, then SIGKILL.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let ssts = || {
-        std::fs::read_dir(&state)
-            .map(|d| {
-                d.filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".sst"))
-                })
-                .count()
-            })
-            .unwrap_or(0)
-    };
-    while ssts() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "no commit of the replay became durable in 120 s"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "replay ended before the FIFO");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_a_commit(&mut child, &state);
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     status_within(&mut child, 30, "killed replay");
@@ -477,4 +458,130 @@ fn regression_corrupted_write_ahead_log_is_reported_not_rolled_back() {
     let (code, out, err) = pinstream(&["answers", "--state-dir", s]);
     assert_eq!(code, 1, "a damaged log must not open silently: {out}\n{err}");
     assert!(err.contains("write-ahead log"), "{err}");
+}
+
+/// Waits (bounded) until a replay into `state` made a commit durable (its
+/// SST files), while it blocks on a FIFO further on.
+fn wait_for_a_commit(child: &mut std::process::Child, state: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let ssts = || {
+        std::fs::read_dir(state)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".sst"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while ssts() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no commit of the replay became durable in 120 s"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "replay ended before the FIFO");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGINT stops a replay before its next commit and exits 130: a kept
+/// state resumes from its last commit to the uninterrupted answers, and a
+/// temporary state dir is removed (the default action of SIGINT left it,
+/// spill files and all, in the temp dir).
+#[test]
+fn regression_sigint_stops_a_replay_cleanly_and_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("a");
+    emulate(&archive, 100_000, 7, &["--partitions", "1", "--flush-size", "2000"]);
+    // The object halfway in (by bytes) becomes a FIFO: the replay commits
+    // what comes before it and blocks there. More than one parse group
+    // (32 MB) lies on either side, so groups before it are applied and
+    // the replay polls again after it.
+    let files = archive_files(&archive);
+    let sizes: Vec<u64> = files.iter().map(|f| std::fs::metadata(&f.3).unwrap().len()).collect();
+    let total: u64 = sizes.iter().sum();
+    assert!(total > 100 << 20, "{total} bytes");
+    let mut before = 0;
+    let half = sizes.iter().position(|n| {
+        before += n;
+        before > total / 2
+    });
+    let fifo = files[half.unwrap()].3.clone();
+    let saved = dir.path().join("fifo-object");
+    std::fs::rename(&fifo, &saved).unwrap();
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let a = archive.to_str().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let state = dir.path().join("state");
+    let s = state.to_str().unwrap();
+    let interrupt = |args: &[&str], wait_for_sst: bool| {
+        let mut child = cmd()
+            .args(args)
+            .env("TMPDIR", &tmp)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if wait_for_sst {
+            wait_for_a_commit(&mut child, &state);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        // Unblock the FIFO whenever the replay waits in it (an empty
+        // object: it polls again); non-blocking, so no reader is no wait.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "the interrupted replay did not stop in 60 s");
+            use std::os::unix::fs::OpenOptionsExt;
+            const O_NONBLOCK: i32 = 0o4000; // Linux
+            drop(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(O_NONBLOCK)
+                    .open(&fifo),
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(130), "{status:?}: {err}");
+        assert!(err.contains("interrupted"), "{err}");
+        err
+    };
+    // Temporary state: nothing is left in the temp dir.
+    interrupt(&["replay", "--archive", a, "--quiet"], false);
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "the interrupted replay left {left:?}");
+    // Kept state: the next run goes on from the last commit.
+    let err = interrupt(
+        &[
+            "replay",
+            "--archive",
+            a,
+            "--state-dir",
+            s,
+            "--commit-every",
+            "20000",
+            "--quiet",
+        ],
+        true,
+    );
+    assert!(err.contains("run the same command to go on"), "{err}");
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::rename(&saved, &fifo).unwrap();
+    let (code, out, err) = pinstream(&["replay", "--archive", a, "--state-dir", s]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !err.contains("already in state 0,"),
+        "the interrupted run committed: {err}"
+    );
+    let got: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_same_answers(&got, &replay(&archive, &[]), "resumed after SIGINT");
 }

@@ -46,11 +46,14 @@ fn value(k: u64) -> f64 {
 impl Sketch {
     /// A sketch of weighted values (weight −1 = a retraction).
     pub fn from_weighted(compression: f64, values: &[(f64, i64)]) -> Sketch {
-        let mut m = BTreeMap::new();
+        // Counted in a hash map first: a group has few distinct values
+        // (coarse follower counts) but up to millions of them, and a
+        // B-tree descent per value was most of a batch replay's final write.
+        let mut counts: rustc_hash::FxHashMap<u64, i64> = rustc_hash::FxHashMap::default();
         for &(x, w) in values.iter().filter(|(x, _)| !x.is_nan()) {
-            *m.entry(key(x)).or_insert(0) += w;
+            *counts.entry(key(x)).or_insert(0) += w;
         }
-        m.retain(|_, c| *c != 0);
+        let m: BTreeMap<u64, i64> = counts.into_iter().filter(|(_, c)| *c != 0).collect();
         Sketch::Exact(m).bounded(compression)
     }
 

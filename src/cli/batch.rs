@@ -10,11 +10,13 @@ use anyhow::{bail, Context, Result};
 use super::args::Command;
 use super::{load, open_state, print_answers, thousands};
 use pinstream::engine::driver::BadObjects;
+use pinstream::engine::driver::DriverError;
 use pinstream::engine::prepare::clean;
 use pinstream::query;
-use pinstream::replay::{self, ReplayOptions};
+use pinstream::replay::{self, ReplayError, ReplayOptions};
 use pinstream::sink::{file::FileSink, DeadLetterSink, Discard};
 use pinstream::source::s3::S3Options;
+use pinstream::source::SourceError;
 use pinstream::state::store;
 
 pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
@@ -202,8 +204,22 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 } else {
                     BadObjects::Fail
                 },
+                stop: Some(interrupt_flag()?),
             };
-            let (engine, s) = replay::replay(topo.clone(), &opts, dead.as_mut())?;
+            let (engine, s) = match replay::replay(topo.clone(), &opts, dead.as_mut()) {
+                Err(ReplayError::Driver(DriverError::Source(SourceError::Interrupted))) => {
+                    match &state_dir {
+                        Some(d) => eprintln!(
+                            "interrupted: {} holds every record up to its last commit; run the same command to go on \
+                             (records already applied are not read twice)",
+                            d.display()
+                        ),
+                        None => eprintln!("interrupted: no answers (the temporary state is removed)"),
+                    }
+                    return Ok(ExitCode::from(130));
+                }
+                r => r?,
+            };
             let problems = s.skipped.len() + s.read_errors.len() + s.unknown_topics.len() + s.gaps.len();
             if strict && problems > 0 {
                 for line in s.skipped.iter().chain(&s.read_errors).chain(&s.gaps) {
@@ -374,4 +390,17 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
         }
         _ => unreachable!("dispatched on the batch commands"),
     }
+}
+
+/// SIGINT/SIGTERM set the flag: the replay stops before its next commit
+/// (`source/interrupt.rs`). A second signal ends the process at once.
+fn interrupt_flag() -> Result<Arc<std::sync::atomic::AtomicBool>> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // In this order: the shutdown fires only if the flag was already set.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .context("installing a signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("installing a signal handler")?;
+    }
+    Ok(stop)
 }

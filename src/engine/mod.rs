@@ -314,6 +314,19 @@ impl Engine {
     }
 }
 
+impl Drop for Engine {
+    /// Lets a commit still being written finish: an engine dropped on an
+    /// error path (an interrupted replay) must not leave its writer thread
+    /// using RocksDB while the process exits (RocksDB aborted with
+    /// "pthread lock: Invalid argument").
+    /// Regression: regression_sigint_stops_a_replay_cleanly_and_it_resumes.
+    fn drop(&mut self) {
+        if let Some(h) = self.in_flight.take() {
+            let _ = h.join();
+        }
+    }
+}
+
 /// The joined row of a complete entry: the key, each input's projected
 /// fields in input order, then the post-join operators. One is kept per
 /// aggregating thread and refilled for every row: the names are set once

@@ -29,6 +29,7 @@ pub mod archive;
 pub mod check;
 pub mod identity;
 pub mod integrity;
+pub mod interrupt;
 pub mod kafka;
 pub mod s3;
 pub mod select;
@@ -113,6 +114,9 @@ pub enum SourceError {
          To re-read every topic from its start into a fresh state, run again with --reset-positions; or use a new --state-dir"
     )]
     SourceMismatch { state_dir: PathBuf, details: String },
+    /// SIGINT or SIGTERM (`interrupt.rs`).
+    #[error("interrupted (SIGINT/SIGTERM) before the input was read")]
+    Interrupted,
 }
 
 impl SourceError {
@@ -124,7 +128,8 @@ impl SourceError {
             SourceError::Archive(_)
             | SourceError::S3(_)
             | SourceError::UnknownTopic { .. }
-            | SourceError::SourceMismatch { .. } => false,
+            | SourceError::SourceMismatch { .. }
+            | SourceError::Interrupted => false,
         }
     }
 }
