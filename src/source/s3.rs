@@ -40,7 +40,7 @@ use aws_sdk_s3::Client;
 use futures::stream::{FuturesOrdered, StreamExt};
 
 use super::archive::{lines, parse_name};
-use super::select::{Excluded, Selection};
+use super::select::{day_bounds, Excluded, Selection, AFTER_YEARS};
 use super::{Batch, Poll, Source, SourceError};
 use crate::model::offsets::Positions;
 
@@ -490,23 +490,34 @@ impl Pump {
             // continuation token: a retried or resumed page needs nothing but
             // the key, which cannot expire.
             let mut after: Option<String> = None;
+            // A time range over the TimeBasedPartitioner layout lists only
+            // the days it meets (a daily job over a years-deep bucket lists
+            // one day, not every key): the first key shows the layout.
+            let mut stop_at: Option<String> = None;
+            if self.select.has_range() {
+                let first = self.list_page(&base, None, 1).await?;
+                let rel = first
+                    .contents()
+                    .first()
+                    .and_then(|o| o.key())
+                    .and_then(|k| k.strip_prefix(&base));
+                if let Some((from, to)) = rel.and_then(|r| day_bounds(r, self.select.from, self.select.to)) {
+                    after = from.map(|d| format!("{base}{d}"));
+                    stop_at = to.map(|d| format!("{base}{d}"));
+                }
+            }
             loop {
-                let what = format!("listing s3://{}/{base}", self.url.bucket);
-                let page = with_retries(&self.opts, &self.stats, &what, || {
-                    let req = self
-                        .client
-                        .list_objects_v2()
-                        .bucket(&self.url.bucket)
-                        .prefix(&base)
-                        .max_keys(self.opts.page_size)
-                        .set_start_after(after.clone());
-                    async move { req.send().await.map_err(|e| failure_of(&e)) }
-                })
-                .await?;
-                self.stats.pages.fetch_add(1, Ordering::Relaxed);
+                let page = self.list_page(&base, after.clone(), self.opts.page_size).await?;
                 let mut decided = Vec::new();
+                let mut jump = false;
                 for obj in page.contents() {
                     let Some(key) = obj.key() else { continue };
+                    if stop_at.as_deref().is_some_and(|s| key >= s) {
+                        // Past the last day of the range: what follows the
+                        // dated keys (another layout) is still listed.
+                        jump = true;
+                        break;
+                    }
                     self.stats.listed.fetch_add(1, Ordering::Relaxed);
                     let name = key.rsplit('/').next().unwrap_or(key);
                     match parse_name(name) {
@@ -533,6 +544,15 @@ impl Pump {
                 for (o, done) in decided {
                     self.dispatch(o, done, &mut inflight, &mut inflight_bytes, tx).await?;
                 }
+                if jump {
+                    let past = format!("{base}{AFTER_YEARS}");
+                    stop_at = None;
+                    if after.as_deref().is_some_and(|a| a >= past.as_str()) {
+                        break;
+                    }
+                    after = Some(past);
+                    continue;
+                }
                 match page.contents().last().and_then(|o| o.key()) {
                     Some(last) if page.is_truncated() == Some(true) => after = Some(last.to_string()),
                     _ => break,
@@ -547,6 +567,29 @@ impl Pump {
             Self::deliver(r, &mut inflight_bytes, tx).await?;
         }
         Ok(())
+    }
+
+    /// One page of keys under `base` after `after` (retried; counted).
+    async fn list_page(
+        &self,
+        base: &str,
+        after: Option<String>,
+        max_keys: i32,
+    ) -> Result<aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output, S3Error> {
+        let what = format!("listing s3://{}/{base}", self.url.bucket);
+        let page = with_retries(&self.opts, &self.stats, &what, || {
+            let req = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.url.bucket)
+                .prefix(base)
+                .max_keys(max_keys)
+                .set_start_after(after.clone());
+            async move { req.send().await.map_err(|e| failure_of(&e)) }
+        })
+        .await?;
+        self.stats.pages.fetch_add(1, Ordering::Relaxed);
+        Ok(page)
     }
 
     /// Counts and leaves out an object the selection does not admit.

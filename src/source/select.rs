@@ -11,7 +11,7 @@
 //! date (the DefaultPartitioner's `partition=N/`) is not selected by a time
 //! range: it is counted, and a replay where that leaves nothing says why.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 
 use super::{Poll, Source, SourceError};
 use crate::model::offsets::Positions;
@@ -190,6 +190,42 @@ pub fn path_time(path: &str) -> Option<(i64, i64)> {
     }
 }
 
+/// Where a listing of one topic's keys may start and stop for a time
+/// range: `(start_after, stop_at)`, paths relative to the topic's prefix,
+/// when its first key (`first`, relative too) shows the TimeBasedPartitioner
+/// layout at the top (`year=YYYY/month=MM/day=DD/`, zero-padded, so key
+/// order is date order); `None` for any other layout (list everything).
+///
+/// Whole days, so an hour of another layout under a day is never cut off:
+/// every key of a day that meets `[from, to)` sorts after `start_after`
+/// (the day's directory itself, exclusive) and before `stop_at` (the first
+/// day at or after `to`); the admission rule ([`Selection::admits`]) then
+/// decides object by object, as without the bounds. Keys after the
+/// `year=` run (another layout) are listed by a jump past it
+/// ([`AFTER_YEARS`]).
+pub fn day_bounds(first: &str, from: Option<i64>, to: Option<i64>) -> Option<(Option<String>, Option<String>)> {
+    let mut parts = first.split('/');
+    let digits = |p: Option<&str>, key: &str, n: usize| {
+        p.and_then(|p| p.strip_prefix(key))
+            .is_some_and(|v| v.len() == n && v.bytes().all(|b| b.is_ascii_digit()))
+    };
+    if !(digits(parts.next(), "year=", 4) && digits(parts.next(), "month=", 2) && digits(parts.next(), "day=", 2)) {
+        return None;
+    }
+    let day = |t: i64| {
+        let d = chrono::DateTime::from_timestamp(t.div_euclid(86_400) * 86_400, 0)?.date_naive();
+        (d.year() >= 0 && d.year() <= 9999)
+            .then(|| format!("year={:04}/month={:02}/day={:02}/", d.year(), d.month(), d.day()))
+    };
+    // The first day that lies wholly at or after `to`.
+    let stop = to.and_then(|t| day(t.div_euclid(86_400) * 86_400 + if t.rem_euclid(86_400) == 0 { 0 } else { 86_400 }));
+    Some((from.and_then(day), stop))
+}
+
+/// A relative key after every `year=…` key (`'>'` follows `'='`): where a
+/// bounded listing goes on once it passed `stop_at`.
+pub const AFTER_YEARS: &str = "year>";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,5 +296,47 @@ mod tests {
         assert_eq!(s.admits(2, 0, "x"), Ok(()));
         assert_eq!(s.admits(1, 0, "x"), Err(Excluded::Partition));
         assert_eq!(Selection::default().admits(7, 0, "anything"), Ok(()));
+    }
+
+    #[test]
+    fn day_bounds_cover_the_days_that_meet_the_range() {
+        let t = |s: &str| parse_time(s).unwrap();
+        let first = "year=2024/month=01/day=03/hour=07/t+0+0000000000.json";
+        let (after, stop) = day_bounds(first, Some(t("2024-01-06T05")), Some(t("2024-01-07"))).unwrap();
+        assert_eq!(after.as_deref(), Some("year=2024/month=01/day=06/"));
+        assert_eq!(stop.as_deref(), Some("year=2024/month=01/day=07/"));
+        // `to` inside a day keeps that day; month and year roll over.
+        let (_, stop) = day_bounds(first, None, Some(t("2024-12-31T01"))).unwrap();
+        assert_eq!(stop.as_deref(), Some("year=2025/month=01/day=01/"));
+        // Every key of a day that meets the range lies strictly between.
+        let (after, stop) = day_bounds(first, Some(t("2024-01-06")), Some(t("2024-01-07"))).unwrap();
+        for key in [
+            "year=2024/month=01/day=06/t+0+1.json",
+            "year=2024/month=01/day=06/hour=00/t+0+1.json",
+        ] {
+            assert!(
+                after.as_deref().unwrap() < key && key < stop.as_deref().unwrap(),
+                "{key}"
+            );
+        }
+        for key in [
+            "year=2024/month=01/day=05/hour=23/x",
+            "year=2024/month=01/day=07/hour=00/x",
+        ] {
+            assert!(
+                !(after.as_deref().unwrap() < key && key < stop.as_deref().unwrap()),
+                "{key}"
+            );
+        }
+        assert!(stop.as_deref().unwrap() < AFTER_YEARS && "year=9999/x" < AFTER_YEARS && AFTER_YEARS < "z");
+        // Other layouts, or not zero-padded: no bounds.
+        for other in [
+            "partition=0/t+0+0.json",
+            "year=2024/month=1/day=03/x",
+            "t+0+0.json",
+            "year=2024/x",
+        ] {
+            assert_eq!(day_bounds(other, Some(0), Some(86_400)), None, "{other}");
+        }
     }
 }
