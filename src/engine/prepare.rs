@@ -17,28 +17,30 @@ pub struct Prepared {
 /// Parses and cleans one raw record of source `src` (full record, every
 /// field; used by `clean` and tests).
 pub fn clean(topo: &Topology, src: usize, bytes: &[u8]) -> Result<Record, String> {
-    clean_keeping(topo, src, bytes, None)
+    let text = non_empty(bytes)?;
+    let mut rec = Record::from_json_keeping(text, None)?;
+    clean_parsed(topo, src, &mut rec)?;
+    Ok(rec)
 }
 
-fn clean_keeping(
-    topo: &Topology,
-    src: usize,
-    bytes: &[u8],
-    keep: Option<&[crate::model::value::Name]>,
-) -> Result<Record, String> {
+fn non_empty(bytes: &[u8]) -> Result<&[u8], String> {
     let text = trim_ascii(bytes);
     if text.is_empty() {
         return Err("empty record".into());
     }
-    let mut rec = Record::from_json_keeping(text, keep)?;
+    Ok(text)
+}
+
+/// Runs source `src`'s operators over a parsed record and checks its key.
+fn clean_parsed(topo: &Topology, src: usize, rec: &mut Record) -> Result<(), String> {
     let source = &topo.sources[src];
     for op in &source.ops {
-        op.apply(&mut rec)?;
+        op.apply(rec)?;
     }
     match rec.get(&source.key) {
         None => Err(format!("missing key field `{}`", source.key)),
         Some(Value::Null) => Err(format!("key field `{}` is null", source.key)),
-        Some(_) => Ok(rec),
+        Some(_) => Ok(()),
     }
 }
 
@@ -69,13 +71,25 @@ pub fn prepare(topo: &Topology, src: usize, bytes: &[u8]) -> Result<Prepared, St
 /// record costs no allocation of its own on its way to the engine.
 pub fn prepare_into(topo: &Topology, src: usize, bytes: &[u8], out: &mut Vec<u8>) -> Result<usize, String> {
     let source = &topo.sources[src];
-    let rec = clean_keeping(topo, src, bytes, Some(&source.raw_fields))?;
-    let start = out.len();
-    encode_key(rec.get(&source.key).unwrap_or(&Value::Null), out);
-    let key_len = out.len() - start;
-    let null = Value::Null;
-    encode_row(source.projection.iter().map(|f| rec.get(f).unwrap_or(&null)), out);
-    Ok(key_len)
+    let text = non_empty(bytes)?;
+    RECORD.with(|cell| {
+        let rec = &mut *cell.borrow_mut();
+        rec.parse_keeping_into(text, &source.raw_fields)?;
+        clean_parsed(topo, src, rec)?;
+        let start = out.len();
+        encode_key(rec.get(&source.key).unwrap_or(&Value::Null), out);
+        let key_len = out.len() - start;
+        let null = Value::Null;
+        encode_row(source.projection.iter().map(|f| rec.get(f).unwrap_or(&null)), out);
+        Ok(key_len)
+    })
+}
+
+thread_local! {
+    /// The record each parsing thread reuses ([`Record::parse_keeping_into`]).
+    static RECORD: std::cell::RefCell<Record> = std::cell::RefCell::new(Record {
+        fields: Vec::with_capacity(32),
+    });
 }
 
 #[cfg(test)]

@@ -29,11 +29,24 @@ pub const MAX_DEPTH: usize = 100;
 /// returns its fields named in `keep`, in input order; `None` when the
 /// serde path must decide (see the module doc).
 pub fn scan_keeping(bytes: &[u8], keep: &[Name]) -> Option<Record> {
+    let mut fields = Vec::with_capacity(keep.len());
+    scan_keeping_into(bytes, keep, &mut fields).then_some(Record { fields })
+}
+
+/// [`scan_keeping`] into `fields` (cleared first), so a parsing thread
+/// reuses one record's field list for every record (a fresh list, grown
+/// again by `select`, was an allocation and a copy per record); false for
+/// "not sure" (then `fields` holds anything).
+pub fn scan_keeping_into(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>) -> bool {
+    fields.clear();
+    scan_fields(bytes, keep, fields).is_some()
+}
+
+fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>) -> Option<()> {
     // Kept strings are checked for UTF-8 where they are decoded; skipped
     // ones are not, as serde_json does not check the strings it ignores
     // (outside strings, a byte past ASCII is a syntax error either way).
     let mut s = Scanner { b: bytes, i: 0 };
-    let mut fields: Vec<(Name, Value)> = Vec::with_capacity(keep.len());
     s.ws();
     s.eat(b'{')?;
     s.ws();
@@ -71,7 +84,7 @@ pub fn scan_keeping(bytes: &[u8], keep: &[Name]) -> Option<Record> {
         }
     }
     s.ws();
-    (s.i == bytes.len()).then_some(Record { fields })
+    (s.i == bytes.len()).then_some(())
 }
 
 /// The first byte of `b` that ends a string's plain run: a quote, a

@@ -357,6 +357,14 @@ impl Record {
         Self::from_json_keeping_serde(bytes, keep)
     }
 
+    /// [`Record::from_json_keeping`] into `self` (its field list reused).
+    pub fn parse_keeping_into(&mut self, bytes: &[u8], keep: &[Name]) -> Result<(), String> {
+        if !super::scan::scan_keeping_into(bytes, keep, &mut self.fields) {
+            *self = Self::from_json_keeping_serde(bytes, Some(keep))?;
+        }
+        Ok(())
+    }
+
     /// [`Record::from_json_keeping`] by serde_json alone (the reference
     /// the scanner is tested against, and its fallback).
     pub fn from_json_keeping_serde(bytes: &[u8], keep: Option<&[Name]>) -> Result<Record, String> {
