@@ -106,7 +106,7 @@ pub(crate) enum Command {
         #[command(flatten)]
         s3: S3Args,
         /// Objects downloaded at once from an s3:// archive (S3 answers each GET after tens of ms: many in flight hide it)
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = pinstream::source::s3::DEFAULT_IN_FLIGHT)]
         s3_in_flight: usize,
         /// Keys per S3 listing page (S3 returns at most 1,000)
         #[arg(long, default_value_t = 1000, hide = true)]

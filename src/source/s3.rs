@@ -113,12 +113,17 @@ pub struct S3Options {
     pub skip_bad_objects: bool,
 }
 
+/// Objects downloaded at once by default (`--s3-in-flight`): S3-compatible
+/// servers answer a GET after tens of ms, so many in flight hide that
+/// (against s3s-fs, 100,000 posts took 2.95 s at 16 and 1.65 s at 64).
+pub const DEFAULT_IN_FLIGHT: usize = 64;
+
 impl Default for S3Options {
     fn default() -> Self {
         S3Options {
             endpoint: None,
             region: None,
-            max_in_flight: 64,
+            max_in_flight: DEFAULT_IN_FLIGHT,
             max_bytes: 256 << 20,
             page_size: 1000,
             backoff: Duration::from_millis(100),
