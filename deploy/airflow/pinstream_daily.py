@@ -18,7 +18,11 @@ AWS_PROFILE, AWS_REGION), as on the seeds' EC2 client.
 from datetime import datetime, timedelta
 
 from airflow import DAG
-from airflow.operators.bash import BashOperator
+
+try:  # Airflow 3
+    from airflow.providers.standard.operators.bash import BashOperator
+except ImportError:  # Airflow 2
+    from airflow.operators.bash import BashOperator
 
 REPLAY = (
     "set -euo pipefail; "
