@@ -204,7 +204,9 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 } else {
                     BadObjects::Fail
                 },
-                stop: Some(interrupt_flag()?),
+                // The replay stops before its next commit (`source/interrupt.rs`);
+                // a second signal exits at once.
+                stop: Some(super::live::signal_flag(Some(130))?),
             };
             let (engine, s) = match replay::replay(topo.clone(), &opts, dead.as_mut()) {
                 Err(ReplayError::Driver(DriverError::Source(SourceError::Interrupted))) => {
@@ -390,17 +392,4 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
         }
         _ => unreachable!("dispatched on the batch commands"),
     }
-}
-
-/// SIGINT/SIGTERM set the flag: the replay stops before its next commit
-/// (`source/interrupt.rs`). A second signal ends the process at once.
-fn interrupt_flag() -> Result<Arc<std::sync::atomic::AtomicBool>> {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // In this order: the shutdown fires only if the flag was already set.
-        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
-            .context("installing a signal handler")?;
-        signal_hook::flag::register(sig, stop.clone()).context("installing a signal handler")?;
-    }
-    Ok(stop)
 }

@@ -23,8 +23,19 @@ use super::{load, print_answers, thousands};
 
 /// SIGINT/SIGTERM set the flag: the daemon commits and exits 0.
 pub(crate) fn stop_flag() -> Result<Arc<AtomicBool>> {
+    signal_flag(None)
+}
+
+/// SIGINT/SIGTERM set the returned flag; with `Some(code)`, a signal that
+/// finds it already set ends the process at once with that exit code.
+pub(crate) fn signal_flag(second_exits: Option<i32>) -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Some(code) = second_exits {
+            // First: it must see the flag as the signal found it.
+            signal_hook::flag::register_conditional_shutdown(sig, code, stop.clone())
+                .context("installing a signal handler")?;
+        }
         signal_hook::flag::register(sig, stop.clone()).context("installing a signal handler")?;
     }
     Ok(stop)

@@ -29,8 +29,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-#[cfg(test)]
-use std::sync::Arc;
 
 use super::{Engine, EngineStats, JoinedRow};
 use crate::aggregate::buffers::AggBuffers;
@@ -425,6 +423,8 @@ fn aggregate_chunk(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
