@@ -12,10 +12,10 @@
 //! key; a commit turns each map into RocksDB merges in the commit's batch.
 
 use rayon::prelude::*;
-use rustc_hash::FxHashMap as HashMap;
 
 use rocksdb::WriteBatch;
 
+use super::keymap::{hash, KeyMap};
 use super::state::agg_cf;
 use super::StateKind;
 use crate::aggregate::sketch::Sketch;
@@ -44,18 +44,18 @@ fn wall_clock_secs() -> i64 {
 }
 
 enum Buffer {
-    Counts(HashMap<Vec<u8>, i64>),
-    Values(HashMap<Vec<u8>, Vec<(f64, i64)>>),
+    Counts(KeyMap<i64>),
+    Values(ValueBuffer),
 }
 
 /// New values of one quantile aggregate, per store key.
-type ValueBuffer = HashMap<Vec<u8>, Vec<(f64, i64)>>;
+type ValueBuffer = KeyMap<Vec<(f64, i64)>>;
 
 /// Deltas taken out of the buffers for one commit.
 #[derive(Default)]
 pub struct Pending {
     /// Count deltas per aggregate (empty for quantile aggregates).
-    counts: Vec<HashMap<Vec<u8>, i64>>,
+    counts: Vec<KeyMap<i64>>,
     /// New values per quantile aggregate.
     values: Vec<(usize, ValueBuffer)>,
     /// Changed watermarks of windowed aggregates.
@@ -100,12 +100,13 @@ impl Pending {
         // random order of a hash map made those inserts 12% of a replay).
         for (i, m) in self.counts.into_iter().enumerate() {
             let cf = store.cf(&agg_cf(&topo.aggregates[i].name))?;
-            let mut m: Vec<(Vec<u8>, i64)> = m.into_iter().filter(|(_, d)| *d != 0).collect();
-            m.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            for (k, d) in m {
+            m.into_sorted().for_each(|k, d| {
+                if d == 0 {
+                    return Ok(());
+                }
                 batch.merge_cf(cf, k, d.to_le_bytes());
-                full(batch)?;
-            }
+                full(batch)
+            })?;
         }
         // The digests are built on every core: a batch replay's final write
         // builds them from millions of values (one core, 0.4 s of a
@@ -115,8 +116,7 @@ impl Pending {
             .into_par_iter()
             .map(|(i, m)| {
                 let a = &topo.aggregates[i];
-                let mut m: Vec<_> = m.into_iter().collect();
-                m.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let m: Vec<_> = m.into_sorted().into_owned().collect();
                 let digests = m
                     .into_par_iter()
                     .map(|(k, v)| (k, Sketch::from_weighted(a.compression, &v).to_bytes()))
@@ -193,8 +193,8 @@ impl AggBuffers {
                 .aggregates
                 .iter()
                 .map(|a| match a.function.imp().state() {
-                    StateKind::Sketch => Buffer::Values(HashMap::default()),
-                    StateKind::Multiset => Buffer::Counts(HashMap::default()),
+                    StateKind::Sketch => Buffer::Values(KeyMap::default()),
+                    StateKind::Multiset => Buffer::Counts(KeyMap::default()),
                 })
                 .collect(),
             wm_dirty: vec![false; watermarks.len()],
@@ -252,13 +252,35 @@ impl AggBuffers {
     /// of a parallel pass over joined rows, merged back with
     /// [`AggBuffers::absorb`].
     pub fn shard(&self) -> AggBuffers {
+        self.shard_sized(&[])
+    }
+
+    /// Each buffer's keys and key bytes: the size hint [`AggBuffers::shard_sized`]
+    /// takes, so that a worker's next shard does not grow its maps by
+    /// doubling (one rehash of every key per doubling).
+    pub fn sizes(&self) -> Vec<(usize, usize)> {
+        self.buffers
+            .iter()
+            .map(|b| match b {
+                Buffer::Counts(m) => (m.len(), m.key_bytes()),
+                Buffer::Values(m) => (m.len(), m.key_bytes()),
+            })
+            .collect()
+    }
+
+    /// [`AggBuffers::shard`] with maps pre-sized from `sizes` (missing: empty).
+    pub fn shard_sized(&self, sizes: &[(usize, usize)]) -> AggBuffers {
         AggBuffers {
             buffers: self
                 .buffers
                 .iter()
-                .map(|b| match b {
-                    Buffer::Counts(_) => Buffer::Counts(HashMap::default()),
-                    Buffer::Values(_) => Buffer::Values(HashMap::default()),
+                .enumerate()
+                .map(|(i, b)| {
+                    let (keys, bytes) = sizes.get(i).copied().unwrap_or_default();
+                    match b {
+                        Buffer::Counts(_) => Buffer::Counts(KeyMap::with_capacity(keys, bytes)),
+                        Buffer::Values(_) => Buffer::Values(KeyMap::with_capacity(keys, bytes)),
+                    }
                 })
                 .collect(),
             watermarks: self.watermarks.clone(),
@@ -280,16 +302,8 @@ impl AggBuffers {
     pub fn absorb(&mut self, other: AggBuffers) {
         for (mine, theirs) in self.buffers.iter_mut().zip(other.buffers) {
             match (mine, theirs) {
-                (Buffer::Counts(m), Buffer::Counts(t)) => {
-                    for (k, d) in t {
-                        *m.entry(k).or_default() += d;
-                    }
-                }
-                (Buffer::Values(m), Buffer::Values(t)) => {
-                    for (k, v) in t {
-                        m.entry(k).or_default().extend(v);
-                    }
-                }
+                (Buffer::Counts(m), Buffer::Counts(t)) => m.absorb(t, |m, t| *m += t),
+                (Buffer::Values(m), Buffer::Values(t)) => m.absorb(t, |m, t| m.extend(t)),
                 _ => unreachable!("shards are built from these buffers"),
             }
         }
@@ -342,22 +356,12 @@ impl AggBuffers {
 
     fn update(&mut self, i: usize, a: &Aggregate, key: &[u8], row: &Record, sign: i64) {
         match &mut self.buffers[i] {
-            Buffer::Counts(m) => match m.get_mut(key) {
-                Some(c) => *c += sign,
-                None => {
-                    m.insert(key.to_vec(), sign);
-                }
-            },
+            Buffer::Counts(m) => *m.get_or_insert_with(key, hash(key), || 0) += sign,
             Buffer::Values(m) => {
                 let Some(x) = a.measure.as_ref().and_then(|f| row.get(f)).and_then(Value::as_f64) else {
                     return;
                 };
-                match m.get_mut(key) {
-                    Some(v) => v.push((x, sign)),
-                    None => {
-                        m.insert(key.to_vec(), vec![(x, sign)]);
-                    }
-                }
+                m.get_or_insert_with(key, hash(key), Vec::new).push((x, sign));
             }
         }
     }
@@ -421,7 +425,7 @@ impl AggBuffers {
             match &mut self.buffers[i] {
                 Buffer::Counts(m) => p.counts.push(std::mem::take(m)),
                 Buffer::Values(m) => {
-                    p.counts.push(HashMap::default());
+                    p.counts.push(KeyMap::default());
                     p.values.push((i, std::mem::take(m)));
                 }
             }

@@ -241,8 +241,11 @@ impl Engine {
                     // One buffer per thread for every partition it loads: a
                     // fresh one each time faulted in megabytes of new pages.
                     let mut data = Vec::new();
+                    // Partitions split the keys by hash, so one's aggregate
+                    // sizes pre-size the next one's maps.
+                    let mut sizes = Vec::new();
                     while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let done = partition_pass(topo, &template, inputs, path, keep, &mut data);
+                        let done = partition_pass(topo, &template, inputs, path, keep, &mut data, &mut sizes);
                         if tx.send(done).is_err() {
                             break;
                         }
@@ -328,6 +331,7 @@ fn partition_pass(
     path: &Path,
     keep: bool,
     data: &mut Vec<u8>,
+    sizes: &mut Vec<(usize, usize)>,
 ) -> Result<PartitionDone, StoreError> {
     let err = |source| StoreError::Spill {
         path: path.to_path_buf(),
@@ -357,7 +361,7 @@ fn partition_pass(
             slots[r.slot] = Some(r.row);
         }
     }
-    let mut shard = template.shard();
+    let mut shard = template.shard_sized(sizes);
     let mut row = JoinedRow::new(topo);
     let mut entries = Vec::with_capacity(if keep { keys.len() } else { 0 });
     for (key, slots) in keys.iter().zip(arena.chunks_exact(inputs.max(1))) {
@@ -368,6 +372,7 @@ fn partition_pass(
             entries.push((Box::<[u8]>::from(*key), encode_slots(slots)));
         }
     }
+    *sizes = shard.sizes().into_iter().map(|(k, b)| (k + k / 8, b + b / 8)).collect();
     Ok((shard, counts, entries))
 }
 
