@@ -397,6 +397,9 @@ fn run_all<S: Source>(
 ) -> Result<Engine, ReplayError> {
     let mut engine = Engine::open(topo, &opts.state_dir, opts.cache_keys, opts.durability)?;
     engine.set_max_future_skew(opts.max_future_skew);
+    if let Some(stop) = &opts.stop {
+        engine.set_stop(stop.clone());
+    }
     engine.set_batch_plan(opts.batch_plan);
     let policy = CommitPolicy {
         every_records: Some(opts.commit_every),

@@ -209,7 +209,11 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 stop: Some(super::live::signal_flag(Some(130))?),
             };
             let (engine, s) = match replay::replay(topo.clone(), &opts, dead.as_mut()) {
-                Err(ReplayError::Driver(DriverError::Source(SourceError::Interrupted))) => {
+                Err(
+                    ReplayError::Driver(DriverError::Source(SourceError::Interrupted))
+                    | ReplayError::Driver(DriverError::Store(store::StoreError::Interrupted))
+                    | ReplayError::Store(store::StoreError::Interrupted),
+                ) => {
                     match &state_dir {
                         Some(d) => eprintln!(
                             "interrupted: {} holds every record up to its last commit; run the same command to go on \

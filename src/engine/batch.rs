@@ -191,14 +191,21 @@ impl Engine {
         } else if self.join.holds_all() {
             let entries = self.join.complete_entries();
             for chunk in entries.chunks(chunk_rows) {
+                if self.stopped() {
+                    return Err(StoreError::Interrupted);
+                }
                 aggregate_chunk(&self.topo, &self.store, &mut self.aggs, chunk)?;
             }
         } else {
             // Only after a restart over a table larger than the cache.
+            let stop = self.stop.as_deref();
             let (topo, store, aggs) = (&self.topo, &self.store, &mut self.aggs);
             let mut chunk: Vec<(Box<[u8]>, Entry)> = Vec::new();
             let mut failed = None;
             let mut flush = |chunk: &mut Vec<(Box<[u8]>, Entry)>| {
+                if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                    return Err(StoreError::Interrupted);
+                }
                 let refs: Vec<(&[u8], &Entry)> = chunk.iter().map(|(k, e)| (&**k, e)).collect();
                 let r = aggregate_chunk(topo, store, aggs, &refs);
                 chunk.clear();
@@ -233,6 +240,10 @@ impl Engine {
         let templates: Vec<AggBuffers> = (0..threads()).map(|_| self.aggs.shard()).collect();
         let next = AtomicUsize::new(0);
         let next = &next;
+        // Checked between partitions: a signal during the final pass stops
+        // it within one partition's time (for a kept state, as an error
+        // there would: the deferred flag is already durable).
+        let stop = self.stop.as_deref();
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<PartitionDone, StoreError>>(1);
         std::thread::scope(|s| {
             for template in templates {
@@ -245,6 +256,10 @@ impl Engine {
                     // sizes pre-size the next one's maps.
                     let mut sizes = Vec::new();
                     while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                            let _ = tx.send(Err(StoreError::Interrupted));
+                            break;
+                        }
                         let done = partition_pass(topo, &template, inputs, path, keep, &mut data, &mut sizes);
                         if tx.send(done).is_err() {
                             break;
@@ -306,6 +321,9 @@ impl Engine {
                 }
                 drop(run_tx);
                 handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            }
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return Err(StoreError::Interrupted);
             }
             // The aggregates once, in key order: deltas of one group from
             // several partitions are added here, not merged by RocksDB, and
@@ -468,6 +486,62 @@ mod tests {
         }
     }
 
+    /// The answers of the fed input, incrementally and without a stop.
+    fn uninterrupted(topo: &Arc<Topology>) -> Vec<Vec<crate::query::Row>> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(topo.clone(), dir.path(), 1_000_000, Durability::Wal).unwrap();
+        feed(&mut engine);
+        engine.sync().unwrap();
+        answers(&engine)
+    }
+
+    /// Reopens a kept state that a batch replay left before its first
+    /// commit, and replays the same input into it.
+    fn rerun(topo: &Arc<Topology>, dir: &Path) -> Engine {
+        let mut engine = Engine::open(topo.clone(), dir, 200, Durability::Flush).unwrap();
+        assert!(engine.positions().all().next().is_none(), "no positions were committed");
+        engine.set_batch_plan(true);
+        feed(&mut engine);
+        engine.sync().unwrap();
+        engine
+    }
+
+    /// Regression: a SIGINT that arrived while a replay aggregated its
+    /// join table (after the last record was read) was not acted on until
+    /// the pass ended. The stop flag now ends the pass between partitions
+    /// (and between chunks of an in-memory table), and a kept state left so
+    /// recovers to the uninterrupted answers.
+    #[test]
+    fn regression_stop_during_the_final_aggregation_ends_it_and_the_state_recovers() {
+        let topo = Arc::new(crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let want = uninterrupted(&topo);
+        // A temporary state whose table is in memory.
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(topo.clone(), dir.path(), 1_000_000, Durability::Ephemeral).unwrap();
+        engine.set_batch_plan(true);
+        feed(&mut engine);
+        assert!(engine.spill.is_none());
+        engine.set_stop(stop.clone());
+        assert!(matches!(engine.sync(), Err(StoreError::Interrupted)));
+        drop(engine);
+        // A kept state spilled to partition files.
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut engine = Engine::open(topo.clone(), dir.path(), 200, Durability::Flush).unwrap();
+            engine.set_batch_plan(true);
+            feed(&mut engine);
+            assert!(engine.spill.is_some(), "the input went to partition files");
+            engine.set_stop(stop.clone());
+            assert!(matches!(engine.sync(), Err(StoreError::Interrupted)));
+        }
+        let engine = rerun(&topo, dir.path());
+        assert!(
+            answers(&engine) == want,
+            "the answers after an interrupted aggregation differ from an uninterrupted run's"
+        );
+    }
+
     /// A kept batch replay's join rows are durable as each run is
     /// ingested, before the commit with their positions: a replay killed
     /// right after an ingest must not leave rows that the next run takes
@@ -475,13 +549,7 @@ mod tests {
     #[test]
     fn durable_batch_replay_killed_while_ingesting_recovers() {
         let topo = Arc::new(crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap());
-        let want = {
-            let dir = tempfile::tempdir().unwrap();
-            let mut engine = Engine::open(topo.clone(), dir.path(), 1_000_000, Durability::Wal).unwrap();
-            feed(&mut engine);
-            engine.sync().unwrap();
-            answers(&engine)
-        };
+        let want = uninterrupted(&topo);
         assert!(want.iter().filter(|rows| !rows.is_empty()).count() >= 5, "{want:?}");
         let dir = tempfile::tempdir().unwrap();
         {
@@ -501,11 +569,7 @@ mod tests {
                 .fail_after_ingest
                 .load(std::sync::atomic::Ordering::Relaxed));
         } // the process is gone: no commit after the ingest
-        let mut engine = Engine::open(topo.clone(), dir.path(), 200, Durability::Flush).unwrap();
-        assert!(engine.positions().all().next().is_none(), "no positions were committed");
-        engine.set_batch_plan(true);
-        feed(&mut engine);
-        engine.sync().unwrap();
+        let engine = rerun(&topo, dir.path());
         // (Without the flag the stored rows count as done: empty answers.)
         assert!(
             answers(&engine) == want,

@@ -87,6 +87,9 @@ pub struct Engine {
     /// The joined rows before and after a change (reused, see [`JoinedRow`]).
     old_row: JoinedRow,
     new_row: JoinedRow,
+    /// Set by a signal: the batch plan's final aggregation stops between
+    /// partitions with [`StoreError::Interrupted`] (`batch.rs`).
+    stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     pub stats: EngineStats,
 }
 
@@ -125,6 +128,7 @@ impl Engine {
             spill_at: usize::MAX,
             old_row,
             new_row,
+            stop: None,
             stats: EngineStats::default(),
         };
         if engine.store.aggregates_deferred()? {
@@ -288,6 +292,19 @@ impl Engine {
         }
         self.stats.commit_time += started.elapsed();
         Ok(())
+    }
+
+    /// A flag that, once set, stops a long aggregation (the batch plan's
+    /// final pass) with [`StoreError::Interrupted`]; the state is left as
+    /// an interrupted batch replay leaves it (recovered at its next open).
+    pub fn set_stop(&mut self, stop: Arc<std::sync::atomic::AtomicBool>) {
+        self.stop = Some(stop);
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Sets how far ahead of the wall clock an event time may lie before

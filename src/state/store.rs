@@ -54,6 +54,10 @@ pub enum StoreError {
          refusing to write there: pass an empty or new --state-dir"
     )]
     Foreign { path: PathBuf, sample: String },
+    /// A stop flag (SIGINT/SIGTERM) ended a long pass over the state; what
+    /// was committed before it stands.
+    #[error("interrupted while aggregating")]
+    Interrupted,
     #[error("join spill file under {path}: {source}")]
     Spill {
         path: PathBuf,
