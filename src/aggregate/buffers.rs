@@ -162,6 +162,18 @@ pub struct AggBuffers {
     /// A clock fixed by a test; `None` reads the wall clock.
     fixed_now: Option<i64>,
     key: Vec<u8>,
+    /// Per aggregate, where each field it reads (group_by, extra, then the
+    /// measure and the window field) was found in the last row: joined rows
+    /// share one layout, so a lookup is one name check.
+    hints: Vec<Vec<usize>>,
+    /// The current row's encoded key components, by field index (a span of
+    /// `row_keys`; `(0, 0)`: not encoded yet). A field that several
+    /// aggregates group by (category by five) is encoded once per row.
+    row_keys: Vec<u8>,
+    spans: Vec<(u32, u32)>,
+    /// Whether `spans` describe the row being applied (off in `replace`,
+    /// which alternates between two rows).
+    cached: bool,
     pub stats: AggStats,
 }
 
@@ -203,6 +215,10 @@ impl AggBuffers {
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW_SECS,
             fixed_now: None,
             key: Vec::with_capacity(64),
+            hints: Vec::new(),
+            row_keys: Vec::new(),
+            spans: Vec::new(),
+            cached: false,
             stats: AggStats::default(),
         }
         .ticked())
@@ -289,6 +305,10 @@ impl AggBuffers {
             max_future_skew: self.max_future_skew,
             fixed_now: self.fixed_now,
             key: Vec::with_capacity(64),
+            hints: self.hints.clone(),
+            row_keys: Vec::new(),
+            spans: Vec::new(),
+            cached: false,
             stats: AggStats::default(),
         }
     }
@@ -319,9 +339,14 @@ impl AggBuffers {
 
     /// Applies one joined row with sign `+1` (add) or `−1` (retract).
     pub fn apply(&mut self, topo: &Topology, row: &Record, sign: i64) {
+        self.ensure_hints(topo);
+        self.row_keys.clear();
+        self.spans.clear();
+        self.spans.resize(row.fields.len(), (0, 0));
+        self.cached = true;
         for (i, a) in topo.aggregates.iter().enumerate() {
             self.key.clear();
-            if self.window_prefix(i, a, row, sign) && self.tuple_key(a, row) {
+            if self.window_prefix(i, a, row, sign) && self.tuple_key(i, a, row) {
                 let key = std::mem::take(&mut self.key);
                 self.update(i, a, &key, row, sign);
                 self.key = key;
@@ -333,6 +358,8 @@ impl AggBuffers {
     /// aggregate whose key and value are the same for both (so a change of
     /// an unrelated field leaves a t-digest untouched).
     pub fn replace(&mut self, topo: &Topology, old: &Record, new: &Record) {
+        self.ensure_hints(topo);
+        self.cached = false;
         for (i, a) in topo.aggregates.iter().enumerate() {
             let old_key = self.owned_key(i, a, old, -1);
             let new_key = self.owned_key(i, a, new, 1);
@@ -351,14 +378,21 @@ impl AggBuffers {
 
     fn owned_key(&mut self, i: usize, a: &Aggregate, row: &Record, sign: i64) -> Option<Vec<u8>> {
         self.key.clear();
-        (self.window_prefix(i, a, row, sign) && self.tuple_key(a, row)).then(|| self.key.clone())
+        (self.window_prefix(i, a, row, sign) && self.tuple_key(i, a, row)).then(|| self.key.clone())
     }
 
     fn update(&mut self, i: usize, a: &Aggregate, key: &[u8], row: &Record, sign: i64) {
         match &mut self.buffers[i] {
             Buffer::Counts(m) => *m.get_or_insert_with(key, hash(key), || 0) += sign,
             Buffer::Values(m) => {
-                let Some(x) = a.measure.as_ref().and_then(|f| row.get(f)).and_then(Value::as_f64) else {
+                let n = a.group_by.len() + a.extra.len();
+                let hint = &mut self.hints[i][n];
+                let Some(x) = a
+                    .measure
+                    .as_ref()
+                    .and_then(|f| row.position_hinted(f, hint))
+                    .and_then(|at| row.fields[at].1.as_f64())
+                else {
                     return;
                 };
                 m.get_or_insert_with(key, hash(key), Vec::new).push((x, sign));
@@ -370,7 +404,8 @@ impl AggBuffers {
     /// time or its window is past retention.
     fn window_prefix(&mut self, i: usize, a: &Aggregate, row: &Record, sign: i64) -> bool {
         let Some((field, w)) = &a.window else { return true };
-        let Some(t) = event_time(row.get(field)) else {
+        let hint = &mut self.hints[i][a.group_by.len() + a.extra.len() + 1];
+        let Some(t) = event_time(row.position_hinted(field, hint).map(|at| &row.fields[at].1)) else {
             return false;
         };
         // The watermark follows the largest event time but never passes the
@@ -402,20 +437,56 @@ impl AggBuffers {
     }
 
     /// Appends the tuple part of the key; false if a used field is null.
-    fn tuple_key(&mut self, a: &Aggregate, row: &Record) -> bool {
-        for f in a.group_by.iter().chain(&a.extra) {
-            match row.get(f) {
-                None | Some(Value::Null) => return false,
-                Some(v) => encode_key(v, &mut self.key),
+    fn tuple_key(&mut self, i: usize, a: &Aggregate, row: &Record) -> bool {
+        let n = a.group_by.len() + a.extra.len();
+        for (j, f) in a.group_by.iter().chain(&a.extra).enumerate() {
+            match row.position_hinted(f, &mut self.hints[i][j]) {
+                Some(at) if !matches!(row.fields[at].1, Value::Null) => self.push_component(at, &row.fields[at].1),
+                _ => return false,
             }
         }
         if a.function.imp().measure_in_key() {
-            match a.measure.as_ref().and_then(|m| row.get(m)) {
-                Some(v @ (Value::Int(_) | Value::Float(_))) => encode_key(v, &mut self.key),
+            let at = a
+                .measure
+                .as_ref()
+                .and_then(|m| row.position_hinted(m, &mut self.hints[i][n]));
+            match at {
+                Some(at) if matches!(row.fields[at].1, Value::Int(_) | Value::Float(_)) => {
+                    self.push_component(at, &row.fields[at].1)
+                }
                 _ => return false,
             }
         }
         true
+    }
+
+    /// Appends field `at`'s key component (encoded once per applied row).
+    #[inline]
+    fn push_component(&mut self, at: usize, v: &Value) {
+        if !self.cached {
+            encode_key(v, &mut self.key);
+            return;
+        }
+        let (start, end) = self.spans[at];
+        if end > start {
+            self.key.extend_from_slice(&self.row_keys[start as usize..end as usize]);
+            return;
+        }
+        let start = self.row_keys.len();
+        encode_key(v, &mut self.row_keys);
+        self.spans[at] = (start as u32, self.row_keys.len() as u32);
+        self.key.extend_from_slice(&self.row_keys[start..]);
+    }
+
+    /// One hint per field each aggregate reads (see `hints`).
+    fn ensure_hints(&mut self, topo: &Topology) {
+        if self.hints.len() != topo.aggregates.len() {
+            self.hints = topo
+                .aggregates
+                .iter()
+                .map(|a| vec![0; a.group_by.len() + a.extra.len() + 2])
+                .collect();
+        }
     }
 
     /// Takes every pending delta (and changed watermark) out of the buffers.
