@@ -107,6 +107,8 @@ pub struct ReplaySummary {
     pub not_selected: u64,
     /// Of those, objects whose path names no date (with `--from/--to`).
     pub no_date: u64,
+    /// Date directories of a local archive not listed: outside `--from/--to`.
+    pub pruned_dirs: u64,
     /// What reading a bucket took, for an S3 archive.
     pub s3: Option<S3Summary>,
 }
@@ -258,7 +260,8 @@ pub fn replay(
         summary.elapsed = started.elapsed();
         return Ok((engine, summary));
     }
-    let scan = archive::scan(&opts.archive)?;
+    let scan = archive::scan_selected(&opts.archive, Some(&opts.select))?;
+    let pruned_dirs = scan.pruned_dirs;
     let mut topics: Vec<&str> = scan.files.iter().map(|f| f.topic.as_str()).collect();
     topics.dedup();
     let (mut summary, source_of) = plan(&topo, opts, &topics)?;
@@ -282,6 +285,7 @@ pub fn replay(
     }
     summary.files = files.len();
     summary.bytes = files.iter().map(|f| f.size).sum();
+    summary.pruned_dirs = pruned_dirs;
     let progress = Progress::new(progress_bar(opts, summary.bytes), None);
     let engine = run(
         topo,

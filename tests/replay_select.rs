@@ -60,7 +60,10 @@ fn day_ranges_read_only_their_days_and_add_up_to_the_whole() {
         let (from, to) = (format!("2024-01-{d:02}"), format!("2024-01-{:02}T00", d + 1));
         let s = replay_into(&a, &state, &["--from", &from, "--to", &to]);
         let on = files.iter().filter(|f| day_of(&f.3) == *d).count() as u64;
-        assert_eq!(stat(&s, "not_selected"), files.len() as u64 - on, "day {d}: {s}");
+        // The other days' directories are not even listed.
+        assert_eq!(stat(&s, "files"), on, "day {d}: {s}");
+        assert_eq!(stat(&s, "not_selected"), 0, "day {d}: {s}");
+        assert!(stat(&s, "pruned_dirs") > 0, "day {d}: {s}");
         if i == 0 {
             // Idempotent: the same day again changes nothing.
             replay_into(&a, &state, &["--from", &from, "--to", &to]);

@@ -342,6 +342,12 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                         }
                     );
                 }
+                if s.pruned_dirs > 0 {
+                    eprintln!(
+                        "  not listed {} year=/month=/day=/hour= directories outside --from/--to",
+                        thousands(s.pruned_dirs)
+                    );
+                }
                 if let Some(x) = &s.s3 {
                     eprintln!(
                         "  S3: {} keys listed in {} pages, {} objects read, {} retried requests, {} objects already in the state (not downloaded)",
@@ -362,7 +368,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     eprintln!("  … and {} more skipped files", s.skipped.len() - 10);
                 }
                 eprintln!(
-                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={} skipped_files={} unreadable_files={} unknown_topics={} not_selected={} gaps={} gap_records={} overlaps={} overlap_records={}{}",
+                    "stats: records={} bytes={} seconds={:.3} records_per_s={:.0} mb_per_s={:.1} peak_rss_mb={} dead_letters={} skipped_files={} unreadable_files={} unknown_topics={} not_selected={} files={} pruned_dirs={} gaps={} gap_records={} overlaps={} overlap_records={}{}",
                     s.records,
                     s.bytes,
                     secs,
@@ -374,6 +380,8 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     s.read_errors.len(),
                     s.unknown_topics.len(),
                     s.not_selected,
+                    s.files,
+                    s.pruned_dirs,
                     s.gaps.len(),
                     s.gap_records,
                     s.overlaps,

@@ -19,6 +19,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::select::{DirDate, Selection};
 use super::{Batch, Poll, RawRecord, Source, SourceError};
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,8 @@ pub struct Scan {
     pub files: Vec<ArchiveFile>,
     /// Files that are not archive objects of the directory they lie in.
     pub skipped: Vec<Skipped>,
+    /// Date directories not entered: outside the time range ([`scan_selected`]).
+    pub pruned_dirs: u64,
 }
 
 /// Parses `<topic>+<partition>+<offset>.json[.gz]`.
@@ -74,7 +77,15 @@ pub fn parse_name(name: &str) -> Option<(String, i32, i64, bool)> {
     (!topic.is_empty() && offset >= 0 && partition >= 0).then(|| (topic.to_string(), partition, offset, gzip))
 }
 
-fn walk(dir: &Path, dir_topic: Option<&str>, out: &mut Scan) -> Result<(), ArchiveError> {
+/// What a walk skips: directories whose `year=/month=/day=/hour=` names
+/// lie outside a `--from/--to` range ([`DirDate`]).
+#[derive(Clone, Copy)]
+struct Prune<'a> {
+    select: Option<&'a Selection>,
+    date: DirDate,
+}
+
+fn walk(dir: &Path, dir_topic: Option<&str>, prune: Prune<'_>, out: &mut Scan) -> Result<(), ArchiveError> {
     let entries = std::fs::read_dir(dir).map_err(|source| ArchiveError::Dir {
         path: dir.to_path_buf(),
         source,
@@ -90,7 +101,15 @@ fn walk(dir: &Path, dir_topic: Option<&str>, out: &mut Scan) -> Result<(), Archi
             source,
         })?;
         if ft.is_dir() {
-            walk(&path, dir_topic, out)?;
+            let (date, span) = match (prune.select, entry.file_name().to_str()) {
+                (Some(_), Some(name)) => prune.date.enter(name),
+                _ => (prune.date, None),
+            };
+            if span.is_some_and(|span| prune.select.is_some_and(|s| s.misses(span))) {
+                out.pruned_dirs += 1;
+                continue;
+            }
+            walk(&path, dir_topic, Prune { date, ..prune }, out)?;
             continue;
         }
         let skip = |out: &mut Scan, reason: String| {
@@ -130,6 +149,17 @@ fn walk(dir: &Path, dir_topic: Option<&str>, out: &mut Scan) -> Result<(), Archi
 /// Lists an archive (`DIR/topics/<topic>/...`, or `DIR` itself if it has no
 /// `topics/`), ordered by topic, partition, start offset.
 pub fn scan(dir: &Path) -> Result<Scan, ArchiveError> {
+    scan_selected(dir, None)
+}
+
+/// [`scan`] that does not enter the partitioner directories a time range of
+/// `select` cannot reach (an object below one is outside the range by
+/// [`Selection::admits`] too, so the objects admitted are the same).
+pub fn scan_selected(dir: &Path, select: Option<&Selection>) -> Result<Scan, ArchiveError> {
+    let prune = Prune {
+        select: select.filter(|s| s.has_range()),
+        date: DirDate::default(),
+    };
     let mut out = Scan::default();
     let topics = dir.join("topics");
     if topics.is_dir() {
@@ -144,7 +174,7 @@ pub fn scan(dir: &Path) -> Result<Scan, ArchiveError> {
             })?;
             let path = entry.path();
             match (entry.file_type().map(|t| t.is_dir()), entry.file_name().to_str()) {
-                (Ok(true), Some(topic)) => walk(&path, Some(topic), &mut out)?,
+                (Ok(true), Some(topic)) => walk(&path, Some(topic), prune, &mut out)?,
                 _ => out.skipped.push(Skipped {
                     path,
                     reason: "not a topic directory under topics/".into(),
@@ -152,9 +182,14 @@ pub fn scan(dir: &Path) -> Result<Scan, ArchiveError> {
             }
         }
     } else {
-        walk(dir, None, &mut out)?;
+        walk(dir, None, prune, &mut out)?;
     }
     if out.files.is_empty() {
+        if out.pruned_dirs > 0 {
+            // The range reaches no object: list them all, so that the replay
+            // says so as for any layout (and finds the topics' prefix).
+            return scan_selected(dir, None);
+        }
         return Err(ArchiveError::Empty(dir.to_path_buf()));
     }
     out.files.sort_by(|a, b| {
@@ -304,6 +339,7 @@ impl Source for ArchiveSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::select::parse_time;
 
     #[test]
     fn names_parse() {
@@ -339,6 +375,77 @@ mod tests {
             .any(|r| r.contains("names topic `p.pin` but lies under topics/p.geo/")));
         assert!(reasons.iter().any(|r| r.contains("does not match")));
         assert!(reasons.iter().any(|r| r.contains("not a topic directory")));
+    }
+
+    /// A local walk under `--from/--to` skips the date directories the
+    /// range cannot reach, and admits exactly the objects a whole listing
+    /// admits (hours, days, months and years at the range's edges; a
+    /// daily layout; undated and invalid-date directories).
+    #[test]
+    fn a_time_range_prunes_the_walk_and_admits_what_the_whole_listing_admits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut n = 0;
+        let mut put = |rel: &str| {
+            let d = dir.path().join("topics/t").join(rel);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(format!("t+0+{n:010}.json")), "{}\n").unwrap();
+            n += 1;
+        };
+        for day in [
+            "year=2023/month=12/day=31",
+            "year=2024/month=01/day=01",
+            "year=2024/month=01/day=02",
+        ] {
+            for hour in [0, 5, 23] {
+                put(&format!("{day}/hour={hour:02}"));
+            }
+        }
+        put("year=2024/month=02/day=01");
+        put("year=2024/month=13/day=01/hour=00");
+        put("partition=0");
+        let full = scan(dir.path()).unwrap();
+        let t = |s: &str| parse_time(s).unwrap();
+        let ranges = [
+            (Some(t("2024-01-01")), Some(t("2024-01-02"))),
+            (Some(t("2024-01-01T05")), Some(t("2024-01-01T06"))),
+            (Some(t("2023-12-31T23")), None),
+            (None, Some(t("2024-01-01T01"))),
+            (Some(t("2024-02-01")), Some(t("2024-03-01"))),
+            (Some(t("2025-01-01")), None),
+        ];
+        let admitted = |s: &Scan, select: &Selection| -> Vec<PathBuf> {
+            s.files
+                .iter()
+                .filter(|f| {
+                    select
+                        .admits(f.partition, f.start_offset, &f.path.to_string_lossy())
+                        .is_ok()
+                })
+                .map(|f| f.path.clone())
+                .collect()
+        };
+        for (from, to) in ranges {
+            let select = Selection {
+                from,
+                to,
+                ..Default::default()
+            };
+            let pruned = scan_selected(dir.path(), Some(&select)).unwrap();
+            assert_eq!(admitted(&pruned, &select), admitted(&full, &select), "{from:?}..{to:?}");
+        }
+        let one_day = Selection {
+            from: Some(t("2024-01-01")),
+            to: Some(t("2024-01-02")),
+            ..Default::default()
+        };
+        let pruned = scan_selected(dir.path(), Some(&one_day)).unwrap();
+        // year=2023, day=02 and month=02 of 2024 are not entered.
+        assert_eq!(pruned.pruned_dirs, 3);
+        assert_eq!(admitted(&pruned, &one_day).len(), 3);
+        // Undated and invalid-date objects are still listed (and counted
+        // out by the admission rule, as before).
+        assert_eq!(pruned.files.len(), 5);
+        assert_eq!(scan_selected(dir.path(), None).unwrap().pruned_dirs, 0);
     }
 
     #[test]

@@ -59,11 +59,69 @@ impl Selection {
         let Some((start, end)) = path_time(path) else {
             return Err(Excluded::NoDate);
         };
-        // The object's span [start, end) must meet [from, to).
-        if self.from.is_some_and(|f| end <= f) || self.to.is_some_and(|t| start >= t) {
+        if self.misses((start, end)) {
             return Err(Excluded::OutsideRange);
         }
         Ok(())
+    }
+
+    /// Whether the span `[start, end)` (of an object, or of a directory
+    /// [`DirDate::enter`] names) lies outside `[from, to)`.
+    pub fn misses(&self, (start, end): (i64, i64)) -> bool {
+        self.from.is_some_and(|f| end <= f) || self.to.is_some_and(|t| start >= t)
+    }
+}
+
+/// The date that the partitioner directories above a directory name, level
+/// by level (`year=`, then `month=`, `day=`, `hour=`): how a local walk
+/// skips the directories a `--from/--to` range cannot reach, so a daily job
+/// does not list a year of hours. Only the levels in that order count; any
+/// other directory (`partition=0`, a prefix) leaves the date as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirDate {
+    year: Option<i32>,
+    month: Option<u32>,
+    day: Option<u32>,
+}
+
+impl DirDate {
+    /// The date below directory `name`, and the span `[start, end)` the
+    /// directory covers if it is the next level.
+    pub fn enter(self, name: &str) -> (DirDate, Option<(i64, i64)>) {
+        let Some((k, v)) = name.split_once('=') else {
+            return (self, None);
+        };
+        let Ok(v) = v.parse::<u32>() else {
+            return (self, None);
+        };
+        let at = |y: i32, m: u32, d: u32| {
+            NaiveDate::from_ymd_opt(y, m, d)?
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc().timestamp())
+        };
+        let (date, span) = match (k, self.year, self.month, self.day) {
+            ("year", None, None, None) => {
+                let y = v as i32;
+                (DirDate { year: Some(y), ..self }, at(y, 1, 1).zip(at(y + 1, 1, 1)))
+            }
+            ("month", Some(y), None, None) => {
+                let next = if v == 12 { at(y + 1, 1, 1) } else { at(y, v + 1, 1) };
+                (DirDate { month: Some(v), ..self }, at(y, v, 1).zip(next))
+            }
+            ("day", Some(y), Some(m), None) => (DirDate { day: Some(v), ..self }, at(y, m, v).map(|s| (s, s + 86_400))),
+            ("hour", Some(y), Some(m), Some(d)) if v < 24 => {
+                return (
+                    self,
+                    at(y, m, d).map(|s| (s + 3_600 * v as i64, s + 3_600 * (v as i64 + 1))),
+                );
+            }
+            _ => return (self, None),
+        };
+        match span {
+            Some(span) => (date, Some(span)),
+            // Not a date (month=13): no level entered, nothing pruned.
+            None => (self, None),
+        }
     }
 }
 
