@@ -40,6 +40,19 @@ pub enum ReplayError {
     Driver(#[from] DriverError),
 }
 
+impl ReplayError {
+    /// Whether the replay stopped on its stop flag (a signal): while it
+    /// read (the source) or while it aggregated (the engine).
+    pub fn is_interrupted(&self) -> bool {
+        matches!(
+            self,
+            ReplayError::Driver(DriverError::Source(crate::source::SourceError::Interrupted))
+                | ReplayError::Driver(DriverError::Store(StoreError::Interrupted))
+                | ReplayError::Store(StoreError::Interrupted)
+        )
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
     /// A directory, or `s3://bucket/prefix`.

@@ -10,13 +10,11 @@ use anyhow::{bail, Context, Result};
 use super::args::Command;
 use super::{load, open_state, print_answers, thousands};
 use pinstream::engine::driver::BadObjects;
-use pinstream::engine::driver::DriverError;
 use pinstream::engine::prepare::clean;
 use pinstream::query;
-use pinstream::replay::{self, ReplayError, ReplayOptions};
+use pinstream::replay::{self, ReplayOptions};
 use pinstream::sink::{file::FileSink, DeadLetterSink, Discard};
 use pinstream::source::s3::S3Options;
-use pinstream::source::SourceError;
 use pinstream::state::store;
 
 pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
@@ -209,11 +207,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 stop: Some(super::live::signal_flag(Some(130))?),
             };
             let (engine, s) = match replay::replay(topo.clone(), &opts, dead.as_mut()) {
-                Err(
-                    ReplayError::Driver(DriverError::Source(SourceError::Interrupted))
-                    | ReplayError::Driver(DriverError::Store(store::StoreError::Interrupted))
-                    | ReplayError::Store(store::StoreError::Interrupted),
-                ) => {
+                Err(e) if e.is_interrupted() => {
                     match &state_dir {
                         Some(d) => eprintln!(
                             "interrupted: {} holds every record up to its last commit; run the same command to go on \

@@ -203,7 +203,7 @@ impl Engine {
             let mut chunk: Vec<(Box<[u8]>, Entry)> = Vec::new();
             let mut failed = None;
             let mut flush = |chunk: &mut Vec<(Box<[u8]>, Entry)>| {
-                if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                if is_set(stop) {
                     return Err(StoreError::Interrupted);
                 }
                 let refs: Vec<(&[u8], &Entry)> = chunk.iter().map(|(k, e)| (&**k, e)).collect();
@@ -256,7 +256,7 @@ impl Engine {
                     // sizes pre-size the next one's maps.
                     let mut sizes = Vec::new();
                     while let Some(path) = paths.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                        if is_set(stop) {
                             let _ = tx.send(Err(StoreError::Interrupted));
                             break;
                         }
@@ -322,7 +322,7 @@ impl Engine {
                 drop(run_tx);
                 handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
             }
-            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            if is_set(stop) {
                 return Err(StoreError::Interrupted);
             }
             // The aggregates once, in key order: deltas of one group from
@@ -392,6 +392,11 @@ fn partition_pass(
     }
     *sizes = shard.sizes().into_iter().map(|(k, b)| (k + k / 8, b + b / 8)).collect();
     Ok((shard, counts, entries))
+}
+
+/// Whether a stop flag (`Engine::set_stop`) is there and set.
+pub(super) fn is_set(stop: Option<&std::sync::atomic::AtomicBool>) -> bool {
+    stop.is_some_and(|s| s.load(Ordering::Relaxed))
 }
 
 fn threads() -> usize {

@@ -302,9 +302,7 @@ impl Engine {
     }
 
     fn stopped(&self) -> bool {
-        self.stop
-            .as_ref()
-            .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        batch::is_set(self.stop.as_deref())
     }
 
     /// Sets how far ahead of the wall clock an event time may lie before
