@@ -23,6 +23,12 @@ impl OperatorSpec for Spec {
         })
     }
 
+    /// Never rejects: left out when its array is not needed (a geo record
+    /// built an array of two nulls for nobody).
+    fn build_pruned(&self, needed: &[String]) -> Option<Arc<dyn Operator>> {
+        super::any_needed(needed, [self.to.as_str()].into_iter()).then(|| self.build())
+    }
+
     fn reads(&self) -> Vec<(&'static str, &str)> {
         super::reads_of("fields", &self.fields)
     }

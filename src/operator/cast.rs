@@ -48,6 +48,13 @@ impl OperatorSpec for Spec {
         })
     }
 
+    /// Left out when its field is not needed and it does not reject (a
+    /// rejecting cast's field is always needed: `raw_needs` keeps it).
+    fn build_pruned(&self, needed: &[String]) -> Option<Arc<dyn Operator>> {
+        let keep = self.on_error == OnError::Reject || super::any_needed(needed, [self.field.as_str()].into_iter());
+        keep.then(|| self.build())
+    }
+
     fn reads(&self) -> Vec<(&'static str, &str)> {
         vec![("field", &self.field)]
     }

@@ -26,6 +26,11 @@ impl OperatorSpec for Spec {
         })
     }
 
+    /// Never rejects: left out when what it writes is not needed.
+    fn build_pruned(&self, needed: &[String]) -> Option<Arc<dyn Operator>> {
+        super::any_needed(needed, [self.to.as_str()].into_iter()).then(|| self.build())
+    }
+
     fn reads(&self) -> Vec<(&'static str, &str)> {
         super::reads_of("fields", &self.fields)
     }
@@ -63,7 +68,14 @@ impl Operator for Concat {
                     if i > 0 {
                         out.push_str(&self.separator);
                     }
-                    out.push_str(&v.to_string());
+                    // Written in place: `to_string` was an allocation per
+                    // part per record.
+                    match v {
+                        Value::Str(s) => out.push_str(s),
+                        v => {
+                            let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{v}"));
+                        }
+                    }
                 }
             }
         }

@@ -35,6 +35,24 @@ impl OperatorSpec for Spec {
         })
     }
 
+    /// Never rejects. A list of fields shrinks to the needed ones (left out
+    /// if none is); `"*"` stays as it is (it compares no names).
+    fn build_pruned(&self, needed: &[String]) -> Option<Arc<dyn Operator>> {
+        match &self.fields {
+            FieldSet::All(_) => Some(self.build()),
+            FieldSet::List(l) => {
+                let kept: Vec<String> = l.iter().filter(|f| needed.contains(f)).cloned().collect();
+                (!kept.is_empty()).then(|| {
+                    Spec {
+                        fields: FieldSet::List(kept),
+                        values: self.values.clone(),
+                    }
+                    .build()
+                })
+            }
+        }
+    }
+
     fn reads(&self) -> Vec<(&'static str, &str)> {
         match &self.fields {
             FieldSet::List(l) => l.iter().map(|f| ("fields", f.as_str())).collect(),

@@ -24,6 +24,12 @@ impl OperatorSpec for Spec {
         })
     }
 
+    /// Never rejects: left out when what it writes is not needed.
+    fn build_pruned(&self, needed: &[String]) -> Option<Arc<dyn Operator>> {
+        let target = self.to.as_deref().unwrap_or(&self.field);
+        super::any_needed(needed, [target].into_iter()).then(|| self.build())
+    }
+
     fn reads(&self) -> Vec<(&'static str, &str)> {
         vec![("field", &self.field)]
     }

@@ -25,6 +25,12 @@ impl OperatorSpec for Spec {
         })
     }
 
+    /// Never rejects (an unparsable time becomes null): left out when its
+    /// field is not needed.
+    fn build_pruned(&self, needed: &[String]) -> Option<Arc<dyn Operator>> {
+        super::any_needed(needed, [self.field.as_str()].into_iter()).then(|| self.build())
+    }
+
     fn reads(&self) -> Vec<(&'static str, &str)> {
         vec![("field", &self.field)]
     }

@@ -21,6 +21,18 @@ impl OperatorSpec for Spec {
         })
     }
 
+    /// Selects only the needed fields among its own (in its order, a
+    /// missing one still set to null): what else it would keep is never
+    /// read, and what it drops stays dropped.
+    fn build_pruned(&self, needed: &[String]) -> Option<Arc<dyn Operator>> {
+        Some(
+            Spec {
+                fields: self.fields.iter().filter(|f| needed.contains(f)).cloned().collect(),
+            }
+            .build(),
+        )
+    }
+
     fn reads(&self) -> Vec<(&'static str, &str)> {
         super::reads_of("fields", &self.fields)
     }

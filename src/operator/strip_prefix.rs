@@ -23,6 +23,11 @@ impl OperatorSpec for Spec {
         })
     }
 
+    /// Never rejects: left out when its field is not needed.
+    fn build_pruned(&self, needed: &[String]) -> Option<Arc<dyn Operator>> {
+        super::any_needed(needed, [self.field.as_str()].into_iter()).then(|| self.build())
+    }
+
     fn reads(&self) -> Vec<(&'static str, &str)> {
         vec![("field", &self.field)]
     }

@@ -28,6 +28,10 @@ pub struct Source {
     pub topic: String,
     pub key: Name,
     pub ops: Vec<Arc<dyn Operator>>,
+    /// The chain `prepare` runs on a record parsed with only `raw_fields`:
+    /// `ops` pruned to what the projection and the key depend on
+    /// (`operator::prepare_chain`).
+    pub prepare_ops: Vec<Arc<dyn Operator>>,
     /// Fields (besides the key) that the join keeps from this source.
     pub projection: Vec<Name>,
     /// Raw top-level fields the parser must materialise for the projection
@@ -499,12 +503,14 @@ impl TopologySpec {
             .map(|(s, projection)| {
                 let mut out: Vec<String> = projection.iter().map(|n| n.to_string()).collect();
                 out.push(s.key.clone());
+                let (prepare_ops, raw) = operator::prepare_chain(&s.ops, &out);
                 Source {
                     name: s.name.clone(),
                     topic: s.topic.clone(),
                     key: intern(&s.key),
                     ops: s.ops.iter().map(OpSpec::build).collect(),
-                    raw_fields: operator::raw_needs(&s.ops, &out).iter().map(|f| intern(f)).collect(),
+                    prepare_ops,
+                    raw_fields: raw.iter().map(|f| intern(f)).collect(),
                     raw_key: operator::raw_key_fields(&s.ops, &s.key)
                         .iter()
                         .map(|f| intern(f))
