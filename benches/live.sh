@@ -38,9 +38,13 @@ P=lt$$
 "$BIN" emulate --brokers "$B" --prefix $P --posts 1 --create-topics 3 >/dev/null 2>&1
 ( /usr/bin/time -f 'daemon peak RSS %M kB' "$BIN" run --brokers "$B" --prefix $P --state-dir "$WORK/s2" --commit-interval-ms "$INTERVAL" 2>&1 \
     | grep -E '^stats:|RSS' | sed "s/^/daemon at $RATE records\/s, commit interval $INTERVAL ms: /" ) & RUN=$!
+# Beside the daemon, the bare consumer on the same records: the broker's and
+# client library's share of the transit (it stops 5 s after the last record).
+( "$BARE" "$B" $P 100000000000 5 | sed "s/^bare consumer:/bare consumer at $RATE records\/s:/" ) & BARE_PID=$!
 sleep 2
 POSTS2=$(awk -v r="$RATE" -v s="$SECONDS_" 'BEGIN{printf "%d", r*s/3.9}')
 "$BIN" emulate --brokers "$B" --prefix $P --posts "$POSTS2" --rate "$RATE" 2>&1 | tail -1
 sleep 3
 pkill -TERM -f "run --brokers $B --prefix $P " || true
 wait $RUN || true
+wait $BARE_PID || true

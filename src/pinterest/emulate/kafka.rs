@@ -26,7 +26,12 @@ pub fn produce(
     resend: f64,
     stop: &AtomicBool,
 ) -> Result<u64, KafkaError> {
-    let producer = Producer::create(opts, &[("linger.ms", "5")])?;
+    // linger.ms 20, not librdkafka's 5: tansu serves many tiny produce
+    // requests slowly, and at 10,000 records/s with 5 ms the producer queue
+    // grew until records took p50 366 / p99 1,176 ms to reach a bare
+    // consumer; 10 ms gave 25/48, 20 ms 28/43, 50 ms 45/91 (benches/live.sh,
+    // examples/bare_consumer.rs). A user's --kafka-config linger.ms wins.
+    let producer = Producer::create(opts, &[("linger.ms", "20")])?;
     let topics: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}.{t}")).collect();
     // No key, as the REST proxy sent them: each record gets a partition at
     // random (seeded, so runs repeat), and one `ind`'s records spread over
