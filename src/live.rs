@@ -4,7 +4,9 @@
 //! source ([`KafkaSource`]) assigns every partition at the position stored
 //! in the state, and the driver loop (`engine::driver`) marks each
 //! consumed record's position and commits state and positions in one
-//! RocksDB batch (through the WAL), durable before it goes on. After a crash
+//! RocksDB batch (through the WAL), written while the next records are
+//! applied and reported (group offsets, latency, metrics) once it has
+//! landed; the next commit waits for it. After a crash
 //! (even SIGKILL) the records after the last commit are consumed again and
 //! nothing before it is counted twice; a record delivered again anyway is
 //! skipped by position.

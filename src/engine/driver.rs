@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+pub use super::commit::CommitPolicy;
+use super::commit::Committer;
 use super::prepare::prepare_into;
 use super::{Engine, EngineStats};
 use crate::model::offsets::{Positions, Ranges};
@@ -34,26 +36,6 @@ use crate::sink::{DeadLetter, DeadLetterSink, SinkError};
 use crate::source::{Batch, Poll, RawRecord, Source, SourceError};
 use crate::state::store::StoreError;
 use crate::topology::Topology;
-
-/// When the driver commits.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CommitPolicy {
-    /// After this many records marked since the last commit.
-    pub every_records: Option<usize>,
-    /// After this much time since the last commit (if anything is pending).
-    pub interval: Option<Duration>,
-    /// Wait until each commit is durable before going on (live: answers
-    /// and group offsets follow durable state). Otherwise a commit is
-    /// written in the background while the next records are applied.
-    pub durable_each: bool,
-}
-
-impl CommitPolicy {
-    fn due(&self, pending: usize, since_last: Duration) -> bool {
-        pending > 0
-            && (self.every_records.is_some_and(|n| pending >= n) || self.interval.is_some_and(|d| since_last >= d))
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -425,58 +407,6 @@ fn runs(offsets: impl Iterator<Item = (i64, bool)>) -> Vec<(i64, i64)> {
     out
 }
 
-struct Committer<'a, 'b> {
-    commit_tx: mpsc::Sender<Vec<((String, i32), i64)>>,
-    dead: &'a mut DeadLetterSink<'b>,
-    archive: Option<&'a mut ArchiveSink<'b>>,
-    bad_objects: BadObjects,
-    policy: CommitPolicy,
-    last: Instant,
-    /// Next offset per partition delivered since the last commit.
-    next: HashMap<(String, i32), i64>,
-    /// Produce times (ms) of the records the next commit covers.
-    produced: Vec<i64>,
-}
-
-impl Committer<'_, '_> {
-    fn commit(
-        &mut self,
-        engine: &mut Engine,
-        stats: &mut RunStats,
-        observer: &mut dyn Observer,
-        last: bool,
-    ) -> Result<(), DriverError> {
-        let started = Instant::now();
-        // Dead letters first: a committed position must not lose its letter.
-        self.dead.flush()?;
-        // Archived records too: a committed position must be in an object.
-        if let Some(a) = self.archive.as_mut() {
-            a.flush()?;
-        }
-        if self.policy.durable_each || last {
-            engine.sync()?;
-        } else {
-            engine.commit()?;
-        }
-        let duration = started.elapsed();
-        stats.commits += 1;
-        stats.commit_us.saturating_record(duration.as_micros() as u64);
-        let now_ms = chrono::Utc::now().timestamp_millis();
-        let latencies: Vec<u64> = self.produced.drain(..).map(|ts| (now_ms - ts).max(0) as u64).collect();
-        for &ms in &latencies {
-            stats.latency_ms.saturating_record(ms);
-        }
-        observer.on_commit(&CommitDone {
-            engine: &engine.stats,
-            duration,
-            latencies_ms: &latencies,
-        });
-        let _ = self.commit_tx.send(self.next.drain().collect());
-        self.last = Instant::now();
-        Ok(())
-    }
-}
-
 /// Stage 2: the engine thread.
 fn apply_all(
     engine: &mut Engine,
@@ -496,6 +426,7 @@ fn apply_all(
         last: Instant::now(),
         next: HashMap::new(),
         produced: Vec::new(),
+        landing: None,
     };
     let mut first_applied: Option<Instant> = None;
     // Wake up at least this often to commit on the interval.
@@ -524,6 +455,8 @@ fn apply_all(
         }
         if c.policy.due(engine.pending(), c.last.elapsed()) {
             c.commit(engine, &mut stats, observer, false)?;
+        } else {
+            c.poll_landed(engine, &mut stats, observer)?;
         }
     }
     c.commit(engine, &mut stats, observer, true)?;
@@ -648,22 +581,97 @@ mod tests {
         assert!(runs([(1, false)].into_iter()).is_empty());
     }
 
+    /// Batches of pin records, one per poll, an idle poll between them so
+    /// the interval commits in between; checks in `committed` that what it
+    /// is told is in the store.
+    struct Checking {
+        batches: Vec<Batch>,
+        store: std::sync::Arc<crate::state::store::Store>,
+        told: std::sync::Arc<std::sync::Mutex<Vec<i64>>>,
+        idle: bool,
+    }
+
+    impl Source for Checking {
+        fn poll(&mut self) -> Result<Poll, SourceError> {
+            self.idle = !self.idle;
+            if self.idle {
+                std::thread::sleep(Duration::from_millis(3));
+                return Ok(Poll::Idle);
+            }
+            Ok(self.batches.pop().map_or(Poll::Done, Poll::Batch))
+        }
+
+        fn committed(&mut self, next: &[((String, i32), i64)]) {
+            let stored = self.store.positions().unwrap();
+            for ((topic, partition), n) in next {
+                let r = &stored[&(topic.clone(), *partition)];
+                assert!(r.covers(0, *n), "told {topic}/{partition} next {n}, store holds {r:?}");
+                self.told.lock().unwrap().push(*n);
+            }
+        }
+    }
+
+    /// Live commits are written while the engine goes on; the source must
+    /// still hear of a commit (group offsets) only once it is in the store.
     #[test]
-    fn commits_when_the_policy_says() {
-        let p = CommitPolicy {
-            every_records: Some(10),
-            interval: None,
-            durable_each: false,
+    fn live_commits_reach_the_source_only_once_durable() {
+        let topo = std::sync::Arc::new(crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(topo.clone(), dir.path(), 1000, crate::state::store::Durability::Wal).unwrap();
+        let sample: Vec<&str> = include_str!("../../tests/fixtures/pin_sample.jsonl").lines().collect();
+        let mut batches = Vec::new();
+        for (i, chunk) in sample.chunks(10).enumerate() {
+            let records = chunk
+                .iter()
+                .enumerate()
+                .map(|(j, l)| RawRecord {
+                    offset: (i * 10 + j) as i64,
+                    bytes: l.as_bytes().to_vec(),
+                    produced_ms: Some(chrono::Utc::now().timestamp_millis()),
+                })
+                .collect();
+            batches.push(Batch {
+                topic: "t.pin".into(),
+                partition: 0,
+                records,
+                ..Default::default()
+            });
+        }
+        batches.reverse();
+        let n = sample.len() as i64;
+        let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let source = Checking {
+            batches,
+            store: engine.shared_store(),
+            told: told.clone(),
+            idle: false,
         };
-        assert!(!p.due(9, Duration::from_secs(99)));
-        assert!(p.due(10, Duration::ZERO));
-        let live = CommitPolicy {
+        let pin = topo.sources.iter().position(|s| s.name == "pin").unwrap();
+        let source_of = HashMap::from([("t.pin".to_string(), pin)]);
+        let mut dead = crate::sink::Discard;
+        let policy = CommitPolicy {
             every_records: None,
-            interval: Some(Duration::from_millis(500)),
+            interval: Some(Duration::from_millis(1)),
             durable_each: true,
         };
-        assert!(!live.due(0, Duration::from_secs(9)), "nothing pending, no commit");
-        assert!(!live.due(3, Duration::from_millis(499)));
-        assert!(live.due(3, Duration::from_millis(500)));
+        let stats = drive(
+            &mut engine,
+            source,
+            &source_of,
+            Sinks::dead(&mut dead),
+            policy,
+            &mut Quiet,
+        )
+        .unwrap();
+        let told = told.lock().unwrap();
+        // The last commit covers nothing new (the source hears nothing).
+        assert!(
+            told.len() >= 3 && told.len() as u64 <= stats.commits,
+            "{} commits: {told:?}",
+            stats.commits
+        );
+        assert!(told.windows(2).all(|w| w[0] < w[1]), "in order: {told:?}");
+        assert_eq!(told.last(), Some(&n));
+        assert_eq!(stats.latency_ms.len(), n as u64, "each record's latency once");
     }
 }

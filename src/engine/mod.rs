@@ -19,6 +19,7 @@
 //! positions would be committed per task. Not built yet.
 
 mod batch;
+pub mod commit;
 pub mod driver;
 pub mod prepare;
 
@@ -278,6 +279,16 @@ impl Engine {
                 })
             }),
             None => Ok(()),
+        }
+    }
+
+    /// Whether the last commit has landed (nothing is in flight); joins a
+    /// writer that has finished, so its error, if any, comes out here. Does
+    /// not wait.
+    pub fn commit_landed(&mut self) -> Result<bool, StoreError> {
+        match &self.in_flight {
+            Some(h) if !h.is_finished() => Ok(false),
+            _ => self.wait_in_flight().map(|()| true),
         }
     }
 

