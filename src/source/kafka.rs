@@ -124,9 +124,16 @@ impl<'a> KafkaSource<'a> {
                 }
                 None => break,
             };
-            self.last_record = Instant::now();
             let (topic, partition, offset) = (msg.topic(), msg.partition(), msg.offset());
-            if let Some(expected) = self.resume_check.remove(&(topic.to_string(), partition)) {
+            // Per record nothing is allocated but the payload's copy: the
+            // resume check is empty after each partition's first record,
+            // and `next` is updated per batch below.
+            let expected = if self.resume_check.is_empty() {
+                None
+            } else {
+                self.resume_check.remove(&(topic.to_string(), partition))
+            };
+            if let Some(expected) = expected {
                 if offset > expected {
                     // The broker skipped records after our resume point
                     // (seen with brokers that fetch by whole batches).
@@ -141,8 +148,6 @@ impl<'a> KafkaSource<'a> {
                     continue;
                 }
             }
-            let n = self.next.entry((topic.to_string(), partition)).or_insert(0);
-            *n = (*n).max(offset + 1);
             let record = RawRecord {
                 offset,
                 bytes: msg.payload().unwrap_or_default().to_vec(),
@@ -157,6 +162,17 @@ impl<'a> KafkaSource<'a> {
                     polled_ms: Some(polled_ms),
                     ..Default::default()
                 }),
+            }
+        }
+        // `fill` runs only once `ready` is drained: every batch in it is
+        // from this call.
+        if !self.ready.is_empty() {
+            self.last_record = Instant::now();
+        }
+        for b in &self.ready {
+            if let Some(last) = b.records.last() {
+                let n = self.next.entry((b.topic.clone(), b.partition)).or_insert(0);
+                *n = (*n).max(last.offset + 1);
             }
         }
         Ok(())
