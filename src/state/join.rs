@@ -11,6 +11,13 @@
 //! the cache is *complete*: a miss then means "no such key" without a
 //! RocksDB read. Past `capacity` entries the cache is emptied after a commit
 //! (everything in it is clean then) and misses go to RocksDB.
+//!
+//! A commit finds the dirty entries from a list of the keys touched since
+//! the last one, not by scanning the cache, so its cost follows the
+//! changes, not the table (a live daemon commits every second over a
+//! table of millions of keys). When more than half the table was touched
+//! (a bulk load: [`MAX_TOUCHED_SHARE`]) the list stops growing and the
+//! commit scans instead, which then costs at most twice the changes.
 
 /// hashbrown for `entry_ref`: one lookup per record, and the key is only
 /// copied when it is new.
@@ -125,6 +132,8 @@ pub fn encode_slots<R: AsRef<[u8]>>(slots: &[Option<R>]) -> Vec<u8> {
 pub struct Entry {
     pub slots: Box<[Option<Box<[u8]>>]>,
     dirty: bool,
+    /// In [`JoinState`]'s list of keys touched since the last commit.
+    listed: bool,
 }
 
 impl Entry {
@@ -159,6 +168,7 @@ impl Entry {
         b.is_empty().then(|| Entry {
             slots: slots.into(),
             dirty: false,
+            listed: false,
         })
     }
 }
@@ -172,7 +182,16 @@ pub struct JoinState {
     /// Keep dirty entries in memory instead of writing them at each commit
     /// (ephemeral state); they are written only when the cache overflows.
     in_memory: bool,
+    /// Keys touched since the last commit (not kept while `in_memory`):
+    /// where [`JoinState::take_dirty`] looks. `None` once it outgrew
+    /// [`MAX_TOUCHED_SHARE`]: the next commit scans the cache.
+    touched: Option<Vec<JoinKey>>,
 }
+
+/// The list of touched keys stops growing past `1 / MAX_TOUCHED_SHARE` of
+/// the cache (a bulk load touches every key: a scan is about as cheap then,
+/// and the list would only cost memory).
+pub const MAX_TOUCHED_SHARE: usize = 2;
 
 impl JoinState {
     /// Opens the join table, loading it whole when it fits in `capacity`.
@@ -210,14 +229,35 @@ impl JoinState {
             complete,
             capacity,
             in_memory: false,
+            touched: Some(Vec::new()),
         })
     }
 
     /// The entry of `key`, created empty if the key is new.
     pub fn entry(&mut self, store: &Store, key: &[u8]) -> Result<&mut Entry, StoreError> {
         let (inputs, complete, cf) = (self.inputs, self.complete, &self.cf);
+        let track = !self.in_memory;
+        let cached = self.cache.len();
+        let touched = &mut self.touched;
+        // Lists the key on its first touch since the last commit.
+        let mut note = |e: &mut Entry| {
+            if track && !e.listed {
+                e.listed = true;
+                if let Some(t) = touched {
+                    if t.len() > cached / MAX_TOUCHED_SHARE + 1024 {
+                        *touched = None;
+                    } else {
+                        t.push(JoinKey::new(key));
+                    }
+                }
+            }
+        };
         match self.cache.entry(JoinKey::new(key)) {
-            hashbrown::hash_map::Entry::Occupied(o) => Ok(o.into_mut()),
+            hashbrown::hash_map::Entry::Occupied(o) => {
+                let e = o.into_mut();
+                note(e);
+                Ok(e)
+            }
             hashbrown::hash_map::Entry::Vacant(v) => {
                 let loaded = if complete {
                     None
@@ -230,16 +270,20 @@ impl JoinState {
                         None => None,
                     }
                 };
-                Ok(v.insert(loaded.unwrap_or_else(|| Entry {
+                let e = v.insert(loaded.unwrap_or_else(|| Entry {
                     slots: vec![None; inputs].into(),
                     dirty: false,
-                })))
+                    listed: false,
+                }));
+                note(e);
+                Ok(e)
             }
         }
     }
 
     pub fn set_in_memory(&mut self, on: bool) {
         self.in_memory = on;
+        self.touched = if on { None } else { Some(Vec::new()) };
     }
 
     /// Whether the table lives in memory whole (ephemeral, not spilled).
@@ -266,6 +310,7 @@ impl JoinState {
     /// plan's spill); the table still counts as whole (and empty).
     pub fn clear_in_memory(&mut self) {
         self.cache = HashMap::default();
+        self.touched = None;
     }
 
     /// The table now lives in RocksDB (written there by the batch plan's
@@ -275,6 +320,7 @@ impl JoinState {
         self.cache = HashMap::default();
         self.complete = false;
         self.in_memory = false;
+        self.touched = Some(Vec::new());
     }
 
     /// Whether the cache holds the whole table (a miss means "no key").
@@ -323,9 +369,26 @@ impl JoinState {
 
     fn take_all_dirty(&mut self) -> EncodedEntries {
         let mut dirty = Vec::new();
-        for (k, e) in self.cache.iter_mut().filter(|(_, e)| e.dirty) {
-            e.dirty = false;
-            dirty.push((k.as_slice().into(), e.encode()));
+        let next = (!self.in_memory).then(Vec::new);
+        match std::mem::replace(&mut self.touched, next) {
+            Some(keys) => {
+                for k in keys {
+                    if let Some(e) = self.cache.get_mut(&k) {
+                        e.listed = false;
+                        if std::mem::take(&mut e.dirty) {
+                            dirty.push((k.as_slice().into(), e.encode()));
+                        }
+                    }
+                }
+            }
+            None => {
+                for (k, e) in self.cache.iter_mut() {
+                    e.listed = false;
+                    if std::mem::take(&mut e.dirty) {
+                        dirty.push((k.as_slice().into(), e.encode()));
+                    }
+                }
+            }
         }
         dirty
     }
@@ -363,6 +426,7 @@ impl JoinState {
         self.in_memory = false;
         self.cache.clear();
         self.complete = false;
+        self.touched = Some(Vec::new());
         Some(spill)
     }
 
@@ -373,6 +437,7 @@ impl JoinState {
     pub fn leak_cache(&mut self) {
         std::mem::forget(std::mem::take(&mut self.cache));
         self.complete = false;
+        self.touched = None;
     }
 
     pub fn len(&self) -> usize {
@@ -393,9 +458,64 @@ mod tests {
         let e = Entry {
             slots: vec![Some(b"abc".to_vec().into()), None, Some(vec![0u8; 300].into())].into(),
             dirty: false,
+            listed: false,
         };
         assert_eq!(Entry::decode(&e.encode(), 3), Some(e.clone()));
         assert_eq!(Entry::decode(&e.encode(), 2), None);
         assert_eq!(Entry::decode(&[5], 1), None);
+    }
+
+    fn key(i: u64) -> Vec<u8> {
+        i.to_be_bytes().to_vec()
+    }
+
+    /// The dirty entries a commit takes, by key number, sorted.
+    fn taken(join: &mut JoinState) -> Vec<u64> {
+        let mut got: Vec<u64> = join
+            .take_dirty()
+            .iter()
+            .map(|(k, _)| u64::from_be_bytes(k[..].try_into().unwrap()))
+            .collect();
+        got.sort_unstable();
+        got
+    }
+
+    /// A commit takes exactly the entries changed since the last one, from
+    /// the touched-key list and, after a bulk load overflowed it, from a
+    /// scan; a key only looked at is not written.
+    #[test]
+    fn commit_takes_exactly_the_changed_entries_listed_or_scanned() {
+        let topo = crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &topo).unwrap();
+        let mut join = JoinState::open(&store, &topo.join.name, 3, 1_000_000).unwrap();
+        let set = |join: &mut JoinState, i: u64, v: u8| join.entry(&store, &key(i)).unwrap().set(0, vec![v].into());
+        for i in 0..5000 {
+            set(&mut join, i, 1);
+        }
+        // 5,000 new keys overflow the list (more than half the table).
+        assert!(join.touched.is_none());
+        assert_eq!(taken(&mut join), (0..5000).collect::<Vec<_>>());
+        assert_eq!(taken(&mut join), Vec::<u64>::new());
+        // Few changes: from the list.
+        for i in [7, 4000, 42] {
+            set(&mut join, i, 2);
+        }
+        join.entry(&store, &key(9)).unwrap();
+        set(&mut join, 7, 3); // touched twice, listed once
+        assert_eq!(join.touched.as_ref().map(Vec::len), Some(4));
+        assert_eq!(taken(&mut join), [7, 42, 4000]);
+        assert_eq!(taken(&mut join), Vec::<u64>::new());
+        // A new key and an old one, after a commit that scanned.
+        for i in 5000..20000 {
+            set(&mut join, i, 1);
+        }
+        assert!(join.touched.is_none());
+        set(&mut join, 3, 5);
+        let got = taken(&mut join);
+        assert_eq!(got.len(), 15001);
+        assert_eq!(got[0], 3);
+        set(&mut join, 19999, 9);
+        assert_eq!(taken(&mut join), [19999]);
     }
 }
