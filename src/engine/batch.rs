@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::{Engine, EngineStats, JoinedRow};
 use crate::aggregate::buffers::AggBuffers;
 use crate::aggregate::state::agg_cf;
-use crate::state::join::{encode_slots, join_cf, slot_change, EncodedEntries, Entry, SlotChange};
+use crate::state::join::{join_cf, slot_change, Entry, FlatEntries, SlotChange};
 use crate::state::spill::{load, rows, Spill};
 use crate::state::store::{Durability, Store, StoreError};
 use crate::topology::Topology;
@@ -59,7 +59,7 @@ pub const BATCH_MEMORY_KEYS: usize = 100_000;
 
 /// A spilled partition's join: its aggregates, its slot-update counts and,
 /// for a kept state, its join table's entries (encoded).
-type PartitionDone = (AggBuffers, EngineStats, EncodedEntries);
+type PartitionDone = (AggBuffers, EngineStats, FlatEntries);
 
 /// Whether a run may defer aggregation (pure; the rules above): only with
 /// the whole join table in memory, and for a kept state only when it starts
@@ -281,11 +281,14 @@ impl Engine {
                 store.put_deferred(&mut batch, true)?;
                 store.write(batch)?;
                 store.flush()?;
-                let (run_tx, run_rx) = std::sync::mpsc::sync_channel::<EncodedEntries>(0);
+                let (run_tx, run_rx) = std::sync::mpsc::sync_channel::<Vec<FlatEntries>>(0);
                 let cf = join_cf(&topo.join.name);
                 let handle = s.spawn(move || -> Result<(), StoreError> {
                     for run in run_rx {
-                        store.ingest_sorted(&cf, run)?;
+                        let n = run.iter().map(FlatEntries::len).sum();
+                        let mut refs = Vec::with_capacity(n);
+                        refs.extend(run.iter().flat_map(FlatEntries::iter));
+                        store.ingest_sorted(&cf, refs)?;
                     }
                     Ok(())
                 });
@@ -293,7 +296,7 @@ impl Engine {
             } else {
                 None
             };
-            let mut entries: EncodedEntries = Vec::new();
+            let mut entries: Vec<FlatEntries> = Vec::new();
             let mut bytes = 0;
             let mut writer_failed = false;
             for done in rx {
@@ -302,8 +305,10 @@ impl Engine {
                 self.stats.replaced += counts.replaced;
                 self.stats.unchanged += counts.unchanged;
                 self.aggs.absorb(shard);
-                bytes += part.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-                entries.extend(part);
+                bytes += part.bytes();
+                if !part.is_empty() {
+                    entries.push(part);
+                }
                 if bytes >= JOIN_RUN_BYTES {
                     if let Some((run_tx, _)) = &writer {
                         // A failed writer says why when it is joined.
@@ -381,13 +386,19 @@ fn partition_pass(
     }
     let mut shard = template.shard_sized(sizes);
     let mut row = JoinedRow::new(topo);
-    let mut entries = Vec::with_capacity(if keep { keys.len() } else { 0 });
+    let mut entries = if keep {
+        // The values are the loaded rows again, with a length byte or two
+        // per slot; the keys are in them too.
+        FlatEntries::with_capacity(keys.len(), data.len() + keys.len() * (inputs * 2 + 8))
+    } else {
+        FlatEntries::default()
+    };
     for (key, slots) in keys.iter().zip(arena.chunks_exact(inputs.max(1))) {
         if slots.iter().all(Option::is_some) {
             shard.apply(topo, row.fill(topo, key, slots)?, 1);
         }
         if keep {
-            entries.push((Box::<[u8]>::from(*key), encode_slots(slots)));
+            entries.push_slots(key, slots);
         }
     }
     *sizes = shard.sizes().into_iter().map(|(k, b)| (k + k / 8, b + b / 8)).collect();

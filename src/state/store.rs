@@ -536,11 +536,11 @@ impl Store {
     /// (RocksDB syncs the file and its manifest), so a caller that needs
     /// the rows to count only with a later commit must say so first (the
     /// deferred flag, `engine/batch.rs`).
-    pub fn ingest_sorted(&self, cf: &str, mut entries: Vec<(Box<[u8]>, Vec<u8>)>) -> Result<(), StoreError> {
+    pub fn ingest_sorted(&self, cf: &str, mut entries: Vec<(&[u8], &[u8])>) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let handle = self.cf(cf)?;
         static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
