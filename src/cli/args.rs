@@ -105,7 +105,7 @@ pub(crate) enum Command {
         archive: PathBuf,
         #[command(flatten)]
         s3: S3Args,
-        /// Objects downloaded at once from an s3:// archive (S3 answers each GET after tens of ms: many in flight hide it)
+        /// Objects downloaded at once from an s3:// archive (S3 answers each GET after tens of ms: many in flight hide it); small objects up to 4 times as many while they total under 4 MB
         #[arg(long, default_value_t = pinstream::source::s3::DEFAULT_IN_FLIGHT)]
         s3_in_flight: usize,
         /// Keys per S3 listing page (S3 returns at most 1,000)

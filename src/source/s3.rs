@@ -13,7 +13,8 @@
 //!   object is read, so the topic prefix is resolved as for a directory.
 //!   Zero-padded start offsets make key order offset order per partition.
 //! - **Fetching** is concurrent and bounded: at most
-//!   [`S3Options::max_in_flight`] objects and [`S3Options::max_bytes`]
+//!   [`S3Options::max_in_flight`] objects (up to four times that for small
+//!   objects, see [`admits`]) and [`S3Options::max_bytes`]
 //!   listed bytes are being downloaded or waiting, and objects are handed
 //!   to the driver in listing order (decompressed by the worker that
 //!   prepares them, as for local files).
@@ -117,6 +118,33 @@ pub struct S3Options {
 /// servers answer a GET after tens of ms, so many in flight hide that
 /// (against s3s-fs, 100,000 posts took 2.95 s at 16 and 1.65 s at 64).
 pub const DEFAULT_IN_FLIGHT: usize = 64;
+
+/// Small objects may have [`SMALL_IN_FLIGHT_FACTOR`] times the in-flight
+/// count while all of them together stay under this many listed bytes.
+pub const SMALL_IN_FLIGHT_BYTES: u64 = 4 << 20;
+
+/// How far small objects may exceed the in-flight count. With one record
+/// per object (flush size 1) a GET's latency is all its cost, so only more
+/// of them at once raise objects/s; large objects are bound by bytes and
+/// CPU, where more in flight only buys memory. Measured against s3s-fs on
+/// this project's machine: 19,146 objects of a few hundred bytes took
+/// 20.5-24.5 s at 64 in flight and 14.0-14.5 s at 256; the 1,000,000-post
+/// archive (150 KB objects) 13.7-14.3 s at 64 and 14.4-16.2 s at 256, with
+/// peak RSS 170-182 against 276-293 MB.
+pub const SMALL_IN_FLIGHT_FACTOR: usize = 4;
+
+/// Whether one more object of `size` listed bytes may start downloading
+/// while `count` objects of `bytes` listed bytes are in flight (pure):
+/// always when nothing is; up to `max_in_flight` objects within
+/// `max_bytes`; and beyond that count, up to [`SMALL_IN_FLIGHT_FACTOR`]
+/// times it while they total at most [`SMALL_IN_FLIGHT_BYTES`].
+pub fn admits(count: usize, bytes: u64, size: u64, max_in_flight: usize, max_bytes: u64) -> bool {
+    let after = bytes.saturating_add(size);
+    count == 0
+        || (after <= max_bytes
+            && (count < max_in_flight
+                || (count < max_in_flight.saturating_mul(SMALL_IN_FLIGHT_FACTOR) && after <= SMALL_IN_FLIGHT_BYTES)))
+}
 
 impl Default for S3Options {
     fn default() -> Self {
@@ -629,9 +657,13 @@ impl Pump {
             self.stats.skipped_done.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
-        while !inflight.is_empty()
-            && (inflight.len() >= self.opts.max_in_flight || *inflight_bytes + o.size > self.opts.max_bytes)
-        {
+        while !admits(
+            inflight.len(),
+            *inflight_bytes,
+            o.size,
+            self.opts.max_in_flight,
+            self.opts.max_bytes,
+        ) {
             if let Some(r) = inflight.next().await {
                 Self::deliver(r, inflight_bytes, tx).await?;
             }
@@ -778,6 +810,34 @@ impl Source for S3Source {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Objects in flight until the next one waits, filling from empty with
+    /// objects of one size.
+    fn in_flight_of(size: u64, max_in_flight: usize, max_bytes: u64) -> usize {
+        let mut count = 0;
+        while admits(count, count as u64 * size, size, max_in_flight, max_bytes) && count < 100_000 {
+            count += 1;
+        }
+        count
+    }
+
+    #[test]
+    fn small_objects_get_more_in_flight_and_large_ones_do_not() {
+        let max = 256 << 20;
+        // Flush size 1 (a record of a few hundred bytes): four times the count.
+        assert_eq!(in_flight_of(400, 64, max), 256);
+        // The S3 sink's usual objects (flush size 500, ~150 KB): the count.
+        assert_eq!(in_flight_of(150_000, 64, max), 64);
+        // Between them, the small-bytes bound decides where it stops.
+        assert_eq!(in_flight_of(32 << 10, 64, max), 128);
+        // The byte bound still binds large objects below the count,
+        assert_eq!(in_flight_of(64 << 20, 64, max), 4);
+        // but one object is always admitted, however large.
+        assert_eq!(in_flight_of(1 << 30, 64, max), 1);
+        // `--s3-in-flight 1`: one object at a time once 4 MB are in flight.
+        assert_eq!(in_flight_of(150_000, 1, max), 4);
+        assert_eq!(in_flight_of(3 << 20, 1, max), 1);
+    }
 
     #[test]
     fn urls_parse() {
