@@ -13,7 +13,8 @@
 //! ("not sure"), and then the caller runs the serde path, which decides
 //! (and writes the error message). It says `None` for every input that is
 //! not valid JSON, and for what it does not decode itself: kept strings
-//! that are not UTF-8, escaped keys, `\u` surrogates, nesting deeper than
+//! and keys (kept or not: serde checks every key) that are not UTF-8,
+//! escaped keys, `\u` surrogates, nesting deeper than
 //! [`MAX_DEPTH`]. Kept values other than plain strings, small integers and
 //! literals (floats, big integers, escaped strings, arrays, objects) are
 //! cut out of the input and handed to serde_json, so they decode exactly as
@@ -54,7 +55,11 @@ fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>) -> 
         s.i += 1;
     } else {
         loop {
-            let key = s.plain_string()?;
+            let (key, ascii) = s.plain_string_ascii()?;
+            // serde checks every key for UTF-8 (skipped string values not).
+            if !ascii {
+                std::str::from_utf8(key).ok()?;
+            }
             s.ws();
             s.eat(b':')?;
             s.ws();
@@ -195,12 +200,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string without escapes (a key, or a kept value's fast case): its
-    /// bytes between the quotes. `None` on an escape (left to serde).
-    fn plain_string(&mut self) -> Option<&'a [u8]> {
-        self.plain_string_ascii().map(|(s, _)| s)
-    }
-
-    /// [`Scanner::plain_string`], and whether it is all ASCII.
+    /// bytes between the quotes, and whether they are all ASCII. `None` on
+    /// an escape (left to serde).
     fn plain_string_ascii(&mut self) -> Option<(&'a [u8], bool)> {
         self.eat(b'"')?;
         let start = self.i;
@@ -426,6 +427,92 @@ mod tests {
     fn repeated_keys_keep_the_last_value_at_the_first_place() {
         let r = agrees(r#"{"a": 1, "b": 2, "a": 3}"#, &["a", "b"]).unwrap();
         assert_eq!(r.fields[0], (intern("a"), Value::Int(3)));
+    }
+
+    /// Regression (found by `mutated_records_agree_with_serde`): serde
+    /// rejects a key that is not UTF-8, even one no field keeps, while a
+    /// skipped string value that is not UTF-8 passes; the scanner accepted
+    /// the first.
+    #[test]
+    fn a_key_that_is_not_utf8_is_rejected_even_when_skipped() {
+        let k = keep(&["a"]);
+        let bad_key = b"{\"a\": 1, \"b\xc3x\": 2}";
+        assert!(Record::from_json_keeping_serde(bad_key, Some(&k)).is_err());
+        assert!(scan_keeping(bad_key, &k).is_none());
+        let bad_value = b"{\"a\": 1, \"b\": \"\xc3x\"}";
+        assert_eq!(
+            scan_keeping(bad_value, &k).as_ref(),
+            Record::from_json_keeping_serde(bad_value, Some(&k)).ok().as_ref()
+        );
+    }
+
+    /// Emulated records of every topic with bytes replaced, inserted and
+    /// removed at random: the scanner never accepts what serde rejects, nor
+    /// differs from it (this found the unchecked keys above).
+    #[test]
+    fn mutated_records_agree_with_serde() {
+        use crate::pinterest::emulate::Emulator;
+        let em = Emulator::new(7);
+        let ind = Emulator::ind_of;
+        let topics: [(Vec<String>, Vec<Name>); 3] = [
+            (
+                (0..100)
+                    .map(|k| serde_json::to_string(&em.pin(ind(k))).unwrap())
+                    .collect(),
+                keep(&["index", "poster_name", "follower_count", "category", "downloaded"]),
+            ),
+            (
+                (0..100)
+                    .map(|k| serde_json::to_string(&em.geo(ind(k), k % 2 == 0)).unwrap())
+                    .collect(),
+                keep(&["ind", "timestamp", "country", "latitude"]),
+            ),
+            (
+                (0..100)
+                    .map(|k| serde_json::to_string(&em.user(ind(k), k % 2 == 1)).unwrap())
+                    .collect(),
+                keep(&["ind", "first_name", "last_name", "age", "date_joined"]),
+            ),
+        ];
+        let alphabet = b"\"\\:,{}[] 0-1.eEtnulfa\x01\xc3\xa9x";
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        let (mut checked, mut accepted) = (0, 0);
+        for (lines, k) in &topics {
+            for line in lines {
+                for _ in 0..30 {
+                    let mut b = line.as_bytes().to_vec();
+                    for _ in 0..1 + next(3) {
+                        let at = next(b.len());
+                        let c = alphabet[next(alphabet.len())];
+                        match next(3) {
+                            0 => b[at] = c,
+                            1 => b.insert(at, c),
+                            _ => {
+                                b.remove(at);
+                            }
+                        }
+                        if b.is_empty() {
+                            b.push(b'{');
+                        }
+                    }
+                    let fast = scan_keeping(&b, k);
+                    if let Some(f) = &fast {
+                        let serde = Record::from_json_keeping_serde(&b, Some(k));
+                        assert_eq!(Ok(f), serde.as_ref(), "{}", String::from_utf8_lossy(&b));
+                        accepted += 1;
+                    }
+                    checked += 1;
+                }
+            }
+        }
+        // Most mutations land inside long strings and keep the record valid.
+        assert!(checked == 9000 && accepted > 1000, "{checked} {accepted}");
     }
 
     /// Invalid JSON anywhere (kept or skipped) is never accepted.
