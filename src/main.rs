@@ -44,11 +44,18 @@ fn no_huge_pages() {
     }
 }
 
+/// Log filter without `RUST_LOG`: warnings, except the AWS SDK's region
+/// lookup in the EC2 instance metadata, which fails on every host that is
+/// not an EC2 instance (three multi-line warnings per S3 command) while
+/// the region falls back to `--s3-region` or us-east-1; a missing
+/// credential still ends the command with its own error.
+const DEFAULT_LOG: &str = "warn,aws_config::imds::region=error";
+
 fn main() -> ExitCode {
     no_huge_pages();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| DEFAULT_LOG.into()))
         .init();
     match run(Cli::parse()) {
         Ok(code) => code,

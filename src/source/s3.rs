@@ -229,7 +229,13 @@ pub(crate) fn failure_of<E: ProvideErrorMetadata + std::error::Error + 'static>(
         ),
         SdkError::ResponseError(r) => (true, Some(r.raw().status().as_u16()), None),
         SdkError::ConstructionFailure(_) => return (Failure::Fatal, format!("{e:?}")),
-        _ => (false, None, None),
+        _ => {
+            let chain = error_chain(e);
+            if no_credentials(&chain) {
+                return (Failure::Fatal, format!("{chain}\n{NO_CREDENTIALS_HINT}"));
+            }
+            (false, None, None)
+        }
     };
     let message = match (status, &code, e.message()) {
         (Some(s), Some(c), Some(m)) => format!("HTTP {s} {c}: {m}"),
@@ -238,6 +244,18 @@ pub(crate) fn failure_of<E: ProvideErrorMetadata + std::error::Error + 'static>(
         _ => error_chain(e),
     };
     (classify(responded, status, code.as_deref()), message)
+}
+
+/// What to do when no credential provider of the AWS chain had any.
+const NO_CREDENTIALS_HINT: &str = "no AWS credentials were found: set AWS_ACCESS_KEY_ID and \
+     AWS_SECRET_ACCESS_KEY, or AWS_PROFILE (~/.aws/credentials), or run where an instance role provides them";
+
+/// Whether a request failed before it was sent because the credentials
+/// chain had nothing (its last provider, the EC2 instance metadata, says
+/// why). Not transient: eight attempts only took 11 s to say the same.
+fn no_credentials(chain: &str) -> bool {
+    chain.contains("error occurred while loading credentials")
+        || chain.contains("no providers in chain provided credentials")
 }
 
 /// The error and its causes on one line (the SDK's Display is terse).
@@ -861,6 +879,23 @@ mod tests {
         assert_eq!(classify(true, Some(403), Some("AccessDenied")), Failure::Fatal);
         assert_eq!(classify(true, Some(404), Some("NoSuchKey")), Failure::Fatal);
         assert_eq!(classify(true, Some(404), Some("NoSuchBucket")), Failure::Fatal);
+    }
+
+    /// Regression: with no credentials anywhere, a command retried the
+    /// request eight times (11 s) before saying so. The chain as the SDK
+    /// printed it then, and a timeout that is still transient.
+    #[test]
+    fn missing_credentials_are_not_retried() {
+        assert!(no_credentials(
+            "dispatch failure: other: an error occurred while loading credentials: failed to load IMDS session \
+             token: service error: request forbidden: IMDS is disabled or the caller has insufficient permissions."
+        ));
+        assert!(!no_credentials(
+            "dispatch failure: timeout: error trying to connect: deadline has elapsed"
+        ));
+        assert!(!no_credentials(
+            "dispatch failure: io: Connection refused (os error 111)"
+        ));
     }
 
     #[test]
