@@ -116,6 +116,14 @@ pub struct ReplaySummary {
     /// records they repeat (counted once).
     pub overlaps: u64,
     pub overlap_records: u64,
+    /// Objects read below the start offset of the one before them in their
+    /// partition (a bucket's key order is not offset order when start
+    /// offsets are not zero-padded to one width, or when offsets go back
+    /// to an earlier time directory).
+    pub out_of_order: u64,
+    /// Of `overlap_records`, those in partitions whose objects span several
+    /// time directories ([`Checker::overlap_records_across_dirs`]).
+    pub overlap_records_across_dirs: u64,
     /// Archive objects the selection left out (`--partitions`, `--from/--to`).
     pub not_selected: u64,
     /// Of those, objects whose path names no date (with `--from/--to`).
@@ -452,6 +460,9 @@ fn run_all<S: Source>(
     // does not hold those offsets either (an object of a resumed replay
     // that was not downloaded, or records consumed live, fill it).
     let positions = engine.positions();
+    progress.checker.finish();
+    summary.out_of_order = progress.checker.out_of_order();
+    summary.overlap_records_across_dirs = progress.checker.overlap_records_across_dirs();
     for f in progress.checker.findings.drain(..) {
         let n = (f.to - f.from) as u64;
         match f.kind {

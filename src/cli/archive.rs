@@ -18,7 +18,7 @@ use super::args::ArchiveCommand;
 use super::thousands;
 use pinstream::model::offsets::Positions;
 use pinstream::source::archive::{self, ArchiveSource};
-use pinstream::source::integrity::Checker;
+use pinstream::source::integrity::{across_dirs_hint, Checker};
 use pinstream::source::s3::{S3Options, S3Source, S3Url};
 use pinstream::source::select::{OffsetRange, Selection};
 use pinstream::source::{Batch, Poll, Source};
@@ -117,6 +117,7 @@ pub(crate) fn run(command: ArchiveCommand) -> Result<ExitCode> {
         }
         report.drain(ArchiveSource::new(files), &select)?;
     }
+    report.checker.finish();
     print(&shown, &report);
     let bad = report.checker.gaps() + report.unreadable.len();
     Ok(if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
@@ -145,6 +146,18 @@ fn print(archive: &str, r: &Report) {
     }
     for f in &c.findings {
         println!("{f}");
+    }
+    let across = c.overlap_records_across_dirs();
+    if across > 0 {
+        println!("overlaps: {}", across_dirs_hint(across));
+    }
+    if c.out_of_order() > 0 {
+        println!(
+            "order: {} objects came below the start offset of the one before them in their partition (keys not \
+             zero-padded to one width, or offsets back in an earlier time directory); a replay of this listing \
+             applies them in this order",
+            thousands(c.out_of_order())
+        );
     }
     for e in &r.unreadable {
         println!("unreadable: {e}");

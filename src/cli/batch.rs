@@ -14,6 +14,7 @@ use pinstream::engine::prepare::clean;
 use pinstream::query;
 use pinstream::replay::{self, ReplayOptions};
 use pinstream::sink::{file::FileSink, DeadLetterSink, Discard};
+use pinstream::source::integrity::across_dirs_hint;
 use pinstream::source::s3::S3Options;
 use pinstream::state::store;
 
@@ -320,6 +321,18 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                         "  overlapping objects {} repeating {} records (counted once)",
                         thousands(s.overlaps),
                         thousands(s.overlap_records)
+                    );
+                    if s.overlap_records_across_dirs > 0 {
+                        eprintln!("  {}", across_dirs_hint(s.overlap_records_across_dirs));
+                    }
+                }
+                if s.out_of_order > 0 {
+                    eprintln!(
+                        "  {} objects came below the start offset of the one before them in their partition (keys not \
+                         zero-padded to one width, or offsets back in an earlier time directory): each record still \
+                         counts once, but where a key's row changed between such objects the later offset may not \
+                         have won; a local copy of the archive is read in offset order",
+                        thousands(s.out_of_order)
                     );
                 }
                 if s.not_selected > 0 {
