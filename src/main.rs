@@ -32,7 +32,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
 /// zeroed whole on its first touch, and on a VM that first touch is slow
 /// (about 3 ms each here: `clear_page_erms` was 8% of a replay's profile).
 /// Measured with `MIMALLOC_ALLOW_THP=0`, which does the same at mimalloc's
-/// start (farm-bench -n 7, 1,000,000-post replay): wall 0.92x, CPU 0.93x,
+/// start (7 alternating whole-process pairs, 1,000,000-post replay): wall 0.92x, CPU 0.93x,
 /// peak RSS 163 vs 206 MB. Set here, as that option is read before `main`;
 /// the few pages touched before this keep what they have.
 fn no_huge_pages() {

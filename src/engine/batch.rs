@@ -45,7 +45,7 @@ const ROWS_PER_SHARD: usize = 100_000;
 /// A kept state's join entries per ingested SST file. The last run is
 /// written after every partition is joined, alone: smaller runs shorten
 /// that tail and hold less memory. Measured on a durable 1,000,000-post
-/// replay (farm-bench, two sets of 5 pairs): 16 MB against 48 MB took
+/// replay (two sets of 5 alternating whole-process pairs): 16 MB against 48 MB took
 /// 0.93 and 0.97 of the wall time, peak RSS 226 against 295 MB.
 const JOIN_RUN_BYTES: usize = 16 << 20;
 

@@ -549,7 +549,7 @@ impl Store {
             // The table's own options where they shape the file (the
             // comparator is the default bytewise one everywhere), but not
             // compressed: LZ4 was 2.3% of a durable 1,000,000-post replay's
-            // CPU for files that compactions compress anyway (farm-bench,
+            // CPU for files that compactions compress anyway (alternating pairs,
             // 9 pairs: wall 0.95; the state dir 87 MB against 62 MB).
             let mut opts = Options::default();
             opts.set_compression_type(rocksdb::DBCompressionType::None);
