@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::driver::{self, BatchDone, CommitDone, CommitPolicy, Observer, RunStats, Sinks};
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineStats};
 use crate::kafka::KafkaOptions;
 use crate::live_handle::{BatchCounts, LiveHandle};
 use crate::sink::archive::{ArchiveOptions, ArchiveSink, Archiver};
@@ -70,12 +70,16 @@ impl Observer for Metered {
         self.batch.dead[b.source] += b.dead;
     }
 
+    fn on_commit_started(&mut self, engine: &EngineStats) {
+        self.batch.commit_started(engine);
+    }
+
     fn on_commit(&mut self, c: &CommitDone<'_>) {
         let m = &self.handle.metrics;
         m.commit_duration.record_us(c.duration.as_micros() as u64);
         m.end_to_end_latency
             .record_all_us(c.latencies_ms.iter().map(|ms| ms * 1000));
-        self.batch.flush(m, &self.topics, c.engine);
+        self.batch.flush(m, &self.topics);
     }
 }
 

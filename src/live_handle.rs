@@ -54,14 +54,34 @@ impl LiveHandle {
     }
 }
 
-/// Per-batch counts of the live loop, added to the metrics at each commit.
+/// Per-batch counts of the live loop, added to the metrics when the commit
+/// that covers them is durable.
+///
+/// Invariant: the counters say what the state holds. A commit is written in
+/// the background while the engine goes on; adding every count so far when
+/// a commit landed counted the batches of the next, unwritten commit too, so
+/// `pinstream_records_in_total` could reach N while the answers (read from
+/// the state) still missed records (a CI run of `tests/tansu_seeds.rs` did).
+/// So [`BatchCounts::commit_started`] hands the counts to the commit that
+/// begins, and [`BatchCounts::flush`] adds those of the oldest one.
 #[derive(Default)]
 pub struct BatchCounts {
-    /// Per source index.
+    /// Per source index, since the last commit began.
     pub consumed: Vec<u64>,
     pub skipped: Vec<u64>,
     pub dead: Vec<u64>,
+    /// Counts and engine stats of the commits begun and not yet durable,
+    /// oldest first.
+    begun: std::collections::VecDeque<Covered>,
     prev: EngineStats,
+}
+
+/// What one commit covers.
+struct Covered {
+    consumed: Vec<u64>,
+    skipped: Vec<u64>,
+    dead: Vec<u64>,
+    engine: EngineStats,
 }
 
 impl BatchCounts {
@@ -70,23 +90,38 @@ impl BatchCounts {
             consumed: vec![0; sources],
             skipped: vec![0; sources],
             dead: vec![0; sources],
+            begun: Default::default(),
             prev: EngineStats::default(),
         }
     }
 
-    /// Adds this batch to the metrics and starts the next one.
-    pub fn flush(&mut self, m: &Metrics, topics: &[String], engine: &EngineStats) {
+    /// A commit begins: it covers the counts so far (and the engine stats
+    /// as they are now).
+    pub fn commit_started(&mut self, engine: &EngineStats) {
+        let zero = vec![0; self.consumed.len()];
+        self.begun.push_back(Covered {
+            consumed: std::mem::replace(&mut self.consumed, zero.clone()),
+            skipped: std::mem::replace(&mut self.skipped, zero.clone()),
+            dead: std::mem::replace(&mut self.dead, zero),
+            engine: *engine,
+        });
+    }
+
+    /// The oldest begun commit is durable: adds what it covers to the
+    /// metrics.
+    pub fn flush(&mut self, m: &Metrics, topics: &[String]) {
+        let Some(c) = self.begun.pop_front() else { return };
         for (i, t) in topics.iter().enumerate() {
-            let (c, s, d) = (self.consumed[i], self.skipped[i], self.dead[i]);
-            m.records_in.with_label_values(&[t]).inc_by(c);
+            let (n, s, d) = (c.consumed[i], c.skipped[i], c.dead[i]);
+            m.records_in.with_label_values(&[t]).inc_by(n);
             m.records_skipped.with_label_values(&[t]).inc_by(s);
             m.dead_letters.with_label_values(&[t]).inc_by(d);
-            let op = |dir: &str, n: u64| m.operator_records.with_label_values(&[t, dir]).inc_by(n);
-            op("in", c);
-            op("out", c.saturating_sub(s + d));
+            let op = |dir: &str, k: u64| m.operator_records.with_label_values(&[t, dir]).inc_by(k);
+            op("in", n);
+            op("out", n.saturating_sub(s + d));
             op("dropped", d);
         }
-        let p = &self.prev;
+        let (engine, p) = (&c.engine, &self.prev);
         let join = |dir: &str, n: u64| m.operator_records.with_label_values(&["join", dir]).inc_by(n);
         join("in", engine.records - p.records);
         join("out", (engine.joined + engine.replaced) - (p.joined + p.replaced));
@@ -95,10 +130,39 @@ impl BatchCounts {
         m.operator_records
             .with_label_values(&["aggregates", "dropped"])
             .inc_by(late);
-        m.commits.inc_by(engine.commits - p.commits);
-        self.prev = *engine;
-        self.consumed.iter_mut().for_each(|x| *x = 0);
-        self.skipped.iter_mut().for_each(|x| *x = 0);
-        self.dead.iter_mut().for_each(|x| *x = 0);
+        // One commit landed (the count follows the reports, not the starts).
+        m.commits.inc_by(1);
+        self.prev = c.engine;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumed(m: &Metrics) -> u64 {
+        m.records_in.with_label_values(&["p.pin"]).get()
+    }
+
+    /// Regression (`tests/tansu_seeds.rs` in CI): counts of batches applied
+    /// while a commit was being written were added when that commit landed,
+    /// before the commit that covers them.
+    #[test]
+    fn counts_reach_the_metrics_with_the_commit_that_covers_them() {
+        let m = Metrics::new();
+        let topics = vec!["p.pin".to_string()];
+        let mut b = BatchCounts::new(1);
+        b.consumed[0] += 5;
+        b.commit_started(&EngineStats::default()); // commit A covers 5
+        b.consumed[0] += 3; // applied while A is written
+        b.flush(&m, &topics); // A landed
+        assert_eq!(consumed(&m), 5);
+        b.commit_started(&EngineStats::default()); // commit B covers 3
+        assert_eq!(consumed(&m), 5, "B has not landed");
+        b.flush(&m, &topics);
+        assert_eq!(consumed(&m), 8);
+        assert_eq!(m.commits.get(), 2);
+        b.flush(&m, &topics); // nothing begun: nothing added
+        assert_eq!((consumed(&m), m.commits.get()), (8, 2));
     }
 }

@@ -112,7 +112,7 @@ impl Metrics {
         Metrics {
             records_in: counter_vec(
                 "pinstream_records_in_total",
-                "Records consumed, per source topic",
+                "Records consumed and committed (counted when the commit that covers them is durable), per source topic",
                 &["source"],
             ),
             records_skipped: counter_vec(

@@ -33,7 +33,8 @@ fn ready() -> Option<String> {
     test_brokers()
 }
 
-/// Sum of `pinstream_records_in_total` over sources (counted at commits).
+/// Sum of `pinstream_records_in_total` over sources (counted when the
+/// commit that covers them is durable, so the answers hold them).
 fn committed_records(base: &str) -> u64 {
     http_get(&format!("{base}/metrics"))
         .unwrap_or_default()

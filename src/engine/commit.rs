@@ -80,6 +80,7 @@ impl Committer<'_, '_> {
         last: bool,
     ) -> Result<(), DriverError> {
         let started = Instant::now();
+        observer.on_commit_started(&engine.stats);
         // Dead letters first: a committed position must not lose its letter.
         self.dead.flush()?;
         // Archived records too: a committed position must be in an object.

@@ -92,9 +92,13 @@ pub struct CommitDone<'a> {
     pub latencies_ms: &'a [u64],
 }
 
-/// Hooks called on the engine thread; both default to nothing.
+/// Hooks called on the engine thread; all default to nothing.
 pub trait Observer {
     fn on_batch(&mut self, _b: &BatchDone<'_>) {}
+    /// A commit begins: it covers every batch seen since the one before
+    /// (with `engine`, the stats as they are now). Commits are reported by
+    /// [`Observer::on_commit`] once each, in the order they began.
+    fn on_commit_started(&mut self, _engine: &EngineStats) {}
     fn on_commit(&mut self, _c: &CommitDone<'_>) {}
 }
 
