@@ -86,6 +86,23 @@ impl S3Url {
     pub fn is_s3(s: &str) -> bool {
         s.starts_with("s3://")
     }
+
+    /// The archive root this URL may mean when nothing lies under
+    /// `prefix/topics/`: a URL that already names the sink's `topics/`
+    /// directory, or one topic's directory in it (a local directory is
+    /// accepted at either level too). The root, and the one topic named.
+    pub fn root_above_topics(&self) -> Option<(S3Url, Option<String>)> {
+        let parts: Vec<&str> = self.prefix.trim_end_matches('/').split('/').collect();
+        let at = |n: usize| S3Url {
+            bucket: self.bucket.clone(),
+            prefix: parts[..n].iter().map(|p| format!("{p}/")).collect(),
+        };
+        match parts.as_slice() {
+            [.., "topics"] => Some((at(parts.len() - 1), None)),
+            [.., "topics", topic] if !topic.is_empty() => Some((at(parts.len() - 2), Some(topic.to_string()))),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for S3Url {
@@ -466,7 +483,26 @@ impl S3Source {
             })?;
         let stats = Arc::new(S3Stats::default());
         let client = rt.block_on(client(&opts));
-        let topics = rt.block_on(list_topics(&client, &url, &opts, &stats))?;
+        let (url, topics) = match rt.block_on(list_topics(&client, &url, &opts, &stats)) {
+            Err(S3Error::NoTopics(shown)) => {
+                // `s3://bucket/topics` or `s3://bucket/topics/<topic>`: the
+                // archive is the directory above.
+                let Some((root, one)) = url.root_above_topics() else {
+                    return Err(S3Error::NoTopics(shown));
+                };
+                let mut topics = rt
+                    .block_on(list_topics(&client, &root, &opts, &stats))
+                    .map_err(|_| S3Error::NoTopics(shown.clone()))?;
+                if let Some(t) = one {
+                    topics.retain(|x| *x == t);
+                    if topics.is_empty() {
+                        return Err(S3Error::NoTopics(shown));
+                    }
+                }
+                (root, topics)
+            }
+            other => (url, other?),
+        };
         Ok((
             S3Source {
                 rt,
@@ -855,6 +891,27 @@ mod tests {
         // `--s3-in-flight 1`: one object at a time once 4 MB are in flight.
         assert_eq!(in_flight_of(150_000, 1, max), 4);
         assert_eq!(in_flight_of(3 << 20, 1, max), 1);
+    }
+
+    /// A URL that names the sink's `topics/` directory or one topic in it
+    /// means the archive above (as a local directory does).
+    #[test]
+    fn a_url_at_the_topics_level_points_above_it() {
+        let root = |u: &str| {
+            S3Url::parse(u)
+                .unwrap()
+                .root_above_topics()
+                .map(|(r, t)| (r.to_string(), t))
+        };
+        assert_eq!(root("s3://b/topics"), Some(("s3://b/".into(), None)));
+        assert_eq!(root("s3://b/x/y/topics/"), Some(("s3://b/x/y/".into(), None)));
+        assert_eq!(
+            root("s3://b/x/topics/p.pin"),
+            Some(("s3://b/x/".into(), Some("p.pin".into())))
+        );
+        assert_eq!(root("s3://b/x"), None);
+        assert_eq!(root("s3://b"), None);
+        assert_eq!(root("s3://b/topics/p.pin/partition=0"), None);
     }
 
     #[test]
