@@ -109,6 +109,34 @@ fn a_time_range_over_a_layout_without_dates_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`pins` is neither a source"));
 }
 
+/// Regression: `--from` at or after `--to` replayed 0 records and exited 0;
+/// it is an error now, for replay and `archive check` alike.
+#[test]
+fn an_empty_time_range_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("archive");
+    emulate(&archive, 50, 54, &["--layout", "hourly"]);
+    let a = archive.display().to_string();
+    for args in [
+        vec!["replay", "--archive", &a, "--from", "2024-02-01", "--to", "2024-01-01"],
+        vec!["replay", "--archive", &a, "--from", "2024-01-05", "--to", "2024-01-05"],
+        vec![
+            "archive",
+            "check",
+            &a,
+            "--from",
+            "2024-01-05T03",
+            "--to",
+            "2024-01-05T03",
+        ],
+    ] {
+        let out = cmd().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--from must lie before --to"), "{args:?}: {err}");
+    }
+}
+
 /// The DAG's bash command, rendered as Airflow would for one day (Variables
 /// and macros substituted), runs and writes that day's answers; run twice
 /// (a retried task), the answers are the same.

@@ -84,7 +84,7 @@ impl Report {
 
 pub(crate) fn run(command: ArchiveCommand) -> Result<ExitCode> {
     let ArchiveCommand::Check { archive, s3, select } = command;
-    let select = select.selection();
+    let select = select.selection()?;
     let mut report = Report::default();
     let shown = archive.display().to_string();
     if S3Url::is_s3(&shown) {

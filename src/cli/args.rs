@@ -84,13 +84,20 @@ pub(crate) struct SelectArgs {
 }
 
 impl SelectArgs {
-    pub(crate) fn selection(&self) -> pinstream::source::select::Selection {
-        pinstream::source::select::Selection {
+    /// The selection; an error for `--from` at or after `--to` (which
+    /// selected nothing and replayed 0 records without a word).
+    pub(crate) fn selection(&self) -> Result<pinstream::source::select::Selection> {
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if from >= to {
+                bail!("--from must lie before --to (--to is exclusive: a day is --from DAY --to NEXT_DAY)");
+            }
+        }
+        Ok(pinstream::source::select::Selection {
             partitions: self.partitions.clone(),
             from: self.from,
             to: self.to,
             offsets: self.offsets,
-        }
+        })
     }
 }
 

@@ -189,7 +189,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                     ..S3Options::default()
                 },
                 topics,
-                select: select.selection(),
+                select: select.selection()?,
                 state_dir: dir,
                 prefix,
                 commit_every: commit_every.max(1),
