@@ -66,6 +66,10 @@ pub struct ReplayOptions {
     pub state_dir: PathBuf,
     /// Topic prefix; found in the archive when `None`.
     pub prefix: Option<String>,
+    /// Whether a given `prefix` that names none of the archive's topics is
+    /// an error (a user's `--prefix`), or just nothing to replay (the
+    /// daemon's hand-off from an archive that other pipelines share).
+    pub prefix_must_match: bool,
     /// Commit after this many records.
     pub commit_every: usize,
     pub cache_keys: usize,
@@ -341,6 +345,17 @@ fn plan(
         .map(|t| t.to_string())
         .collect();
     unknown.dedup();
+    // A given prefix that names none of the archive's topics replayed
+    // nothing and exited 0 (a typo'd `--prefix` looked like an empty day).
+    if opts.prefix_must_match && opts.prefix.is_some() && !topics.is_empty() && unknown.len() == topics.len() {
+        let mut expected: Vec<&String> = source_of.keys().collect();
+        expected.sort();
+        return Err(ReplayError::Prefix(format!(
+            "--prefix `{prefix}`: no topic of the archive is one of its sources' topics ({}); topics found: {}",
+            expected.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "),
+            unknown.join(", ")
+        )));
+    }
     if let Some(want) = &opts.topics {
         let named = |t: &str, i: usize| want.iter().any(|w| w == t || *w == topo.sources[i].name);
         for w in want {
@@ -507,6 +522,7 @@ pub fn bootstrap(
         select: Selection::default(),
         state_dir: state_dir.to_path_buf(),
         prefix: Some(prefix.to_string()),
+        prefix_must_match: false,
         commit_every: 5_000_000,
         cache_keys: crate::engine::DEFAULT_CACHE_KEYS,
         progress: false,

@@ -107,6 +107,21 @@ fn a_time_range_over_a_layout_without_dates_is_a_clear_error() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("`pins` is neither a source"));
+    // Regression: a --prefix naming none of the archive's topics replayed
+    // nothing and exited 0.
+    let wrong = cmd()
+        .args([
+            "replay",
+            "--archive",
+            &archive.display().to_string(),
+            "--prefix",
+            "wrong",
+        ])
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("--prefix `wrong`") && err.contains("wrong.pin"), "{err}");
 }
 
 /// Regression: `--from` at or after `--to` replayed 0 records and exited 0;

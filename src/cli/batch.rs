@@ -192,6 +192,7 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 select: select.selection()?,
                 state_dir: dir,
                 prefix,
+                prefix_must_match: true,
                 commit_every: commit_every.max(1),
                 cache_keys,
                 progress: !quiet,
