@@ -4,6 +4,7 @@
 //! and projected row) or a rejection. It is a pure function of the bytes and
 //! the topology, so the driver runs it on many threads.
 
+use crate::model::scan::Shape;
 use crate::model::value::{encode_key, encode_row, Record, Value};
 use crate::topology::Topology;
 
@@ -76,8 +77,11 @@ pub fn prepare_into(topo: &Topology, src: usize, bytes: &[u8], out: &mut Vec<u8>
     let source = &topo.sources[src];
     let text = non_empty(bytes)?;
     RECORD.with(|cell| {
-        let rec = &mut *cell.borrow_mut();
-        rec.parse_keeping_into(text, &source.raw_fields)?;
+        let (rec, shapes) = &mut *cell.borrow_mut();
+        if shapes.len() <= src {
+            shapes.resize_with(src + 1, Shape::default);
+        }
+        rec.parse_keeping_into(text, &source.raw_fields, &mut shapes[src])?;
         clean_parsed(topo, src, rec, true)?;
         let start = out.len();
         encode_key(rec.get(&source.key).unwrap_or(&Value::Null), out);
@@ -89,10 +93,14 @@ pub fn prepare_into(topo: &Topology, src: usize, bytes: &[u8], out: &mut Vec<u8>
 }
 
 thread_local! {
-    /// The record each parsing thread reuses ([`Record::parse_keeping_into`]).
-    static RECORD: std::cell::RefCell<Record> = std::cell::RefCell::new(Record {
-        fields: Vec::with_capacity(32),
-    });
+    /// The record each parsing thread reuses ([`Record::parse_keeping_into`]),
+    /// and the key layout of each source's last record there.
+    static RECORD: std::cell::RefCell<(Record, Vec<Shape>)> = std::cell::RefCell::new((
+        Record {
+            fields: Vec::with_capacity(32),
+        },
+        Vec::new(),
+    ));
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //! cut out of the input and handed to serde_json, so they decode exactly as
 //! the serde path decodes them.
 
-use super::value::{value_from_json, Name, Record, Value};
+use super::value::{same_name, value_from_json, Name, Record, Value};
 
 /// Nesting the scanner follows before it leaves the record to serde_json
 /// (whose own limit is 128).
@@ -31,22 +31,123 @@ pub const MAX_DEPTH: usize = 100;
 /// serde path must decide (see the module doc).
 pub fn scan_keeping(bytes: &[u8], keep: &[Name]) -> Option<Record> {
     let mut fields = Vec::with_capacity(keep.len());
-    scan_keeping_into(bytes, keep, &mut fields).then_some(Record { fields })
+    scan_keeping_into(bytes, keep, &mut fields, &mut Shape::default()).then_some(Record { fields })
 }
 
 /// [`scan_keeping`] into `fields` (cleared first), so a parsing thread
 /// reuses one record's field list for every record (a fresh list, grown
 /// again by `select`, was an allocation and a copy per record); false for
-/// "not sure" (then `fields` holds anything).
-pub fn scan_keeping_into(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>) -> bool {
+/// "not sure" (then `fields` holds anything). `shape` is the key layout of
+/// the last record accepted with it ([`Shape`]): one per source.
+pub fn scan_keeping_into(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, shape: &mut Shape) -> bool {
     fields.clear();
-    scan_fields(bytes, keep, fields).is_some()
+    scan_fields(bytes, keep, fields, shape).is_some()
 }
 
-fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>) -> Option<()> {
+/// Kept-field index of a key no field keeps.
+const NOT_KEPT: u8 = u8::MAX;
+
+/// Readable bytes from the start of every pattern in [`Shape::patterns`]
+/// (the match compares 32 bytes at once).
+const PATTERN_ROOM: usize = 32;
+
+/// The key layout of the last record a source's scanner accepted.
+///
+/// A producer writes every record of a topic with the same keys in the
+/// same order, so a key is most often exactly the bytes `"name":` at the
+/// place the last record had it. Comparing those bytes at once (and
+/// knowing the key's place in `keep` from the last time) replaces finding
+/// the key's end, checking it and matching it against `keep`: that was
+/// about half of the scanner's cost per field. A key that is not the one
+/// predicted (another order, whitespace before the colon, an escape) is
+/// scanned the general way from there on, and an accepted record whose
+/// layout differed becomes the next prediction. The bytes compared are a
+/// plain, UTF-8 key followed by a colon, so a match reads exactly what the
+/// general path would have read.
+#[derive(Debug, Default)]
+pub struct Shape {
+    /// The `keep` list this layout indexes.
+    keep: Vec<Name>,
+    /// Per field in order: its pattern's start in `patterns`, the
+    /// pattern's length, its index in `keep` (or [`NOT_KEPT`]).
+    fields: Vec<(u32, u32, u8)>,
+    /// `"name":` of every field, each with [`PATTERN_ROOM`] bytes from its start.
+    patterns: Vec<u8>,
+    /// The record being scanned: each key's span in the input, and its
+    /// index in `keep`.
+    seen: Vec<(u32, u32, u8)>,
+}
+
+impl Shape {
+    /// Learns the layout of the record just accepted (`seen`, in `bytes`).
+    fn learn(&mut self, bytes: &[u8]) {
+        self.fields.clear();
+        self.patterns.clear();
+        for &(start, end, kept) in &self.seen {
+            let at = self.patterns.len();
+            self.patterns.push(b'"');
+            self.patterns.extend_from_slice(&bytes[start as usize..end as usize]);
+            self.patterns.extend_from_slice(b"\":");
+            let len = self.patterns.len() - at;
+            self.patterns.resize(at + len.max(PATTERN_ROOM), 0);
+            self.fields.push((at as u32, len as u32, kept));
+        }
+    }
+
+    /// Whether field `j`'s predicted pattern is at `b[i..]`; its length and
+    /// kept index if so.
+    #[inline]
+    fn predicts(&self, j: usize, b: &[u8], i: usize) -> Option<(usize, u8)> {
+        let &(at, len, kept) = self.fields.get(j)?;
+        let (at, len) = (at as usize, len as usize);
+        let pattern = &self.patterns[at..at + PATTERN_ROOM.max(len)];
+        #[cfg(target_arch = "x86_64")]
+        if len <= PATTERN_ROOM && i + PATTERN_ROOM <= b.len() {
+            // SAFETY: SSE2 is part of x86_64; both loads read 32 bytes that
+            // the condition (input) and `PATTERN_ROOM` (pattern) keep in bounds.
+            let equal = unsafe { equal_mask32(b.as_ptr().add(i), pattern.as_ptr()) };
+            let need = if len == 32 { u32::MAX } else { (1u32 << len) - 1 };
+            return (equal & need == need).then_some((len, kept));
+        }
+        (b.get(i..i + len)? == &pattern[..len]).then_some((len, kept))
+    }
+}
+
+/// Bit `k` set where byte `k` of the 32 at `a` equals byte `k` at `p`.
+///
+/// # Safety
+/// `a` and `p` must each point to 32 readable bytes.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn equal_mask32(a: *const u8, p: *const u8) -> u32 {
+    use std::arch::x86_64::*;
+    let lo = _mm_cmpeq_epi8(
+        _mm_loadu_si128(a as *const __m128i),
+        _mm_loadu_si128(p as *const __m128i),
+    );
+    let hi = _mm_cmpeq_epi8(
+        _mm_loadu_si128(a.add(16) as *const __m128i),
+        _mm_loadu_si128(p.add(16) as *const __m128i),
+    );
+    (_mm_movemask_epi8(lo) as u32 & 0xFFFF) | ((_mm_movemask_epi8(hi) as u32) << 16)
+}
+
+fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, shape: &mut Shape) -> Option<()> {
     // Kept strings are checked for UTF-8 where they are decoded; skipped
     // ones are not, as serde_json does not check the strings it ignores
     // (outside strings, a byte past ASCII is a syntax error either way).
+    // Names compare by address first: one compare per name per record.
+    if shape.keep.len() != keep.len() || !shape.keep.iter().zip(keep).all(|(a, b)| same_name(a, b)) {
+        *shape = Shape {
+            keep: keep.to_vec(),
+            ..Shape::default()
+        };
+    }
+    // Kept indices fit in a byte and in the mask of fields already set.
+    let indexed = keep.len() < 64;
+    shape.seen.clear();
+    let mut set: u64 = 0;
+    let mut diverged = !indexed;
     let mut s = Scanner { b: bytes, i: 0 };
     s.ws();
     s.eat(b'{')?;
@@ -55,30 +156,55 @@ fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>) -> 
         s.i += 1;
     } else {
         loop {
-            let (key, ascii) = s.plain_string_ascii()?;
-            // serde checks every key for UTF-8 (skipped string values not).
-            if !ascii {
-                std::str::from_utf8(key).ok()?;
-            }
+            let j = shape.seen.len();
+            let predicted = if diverged { None } else { shape.predicts(j, bytes, s.i) };
+            // The key's index in `keep`, if kept.
+            let kept: Option<usize> = match predicted {
+                Some((len, kept)) => {
+                    shape.seen.push(((s.i + 1) as u32, (s.i + len - 2) as u32, kept));
+                    s.i += len;
+                    (kept != NOT_KEPT).then_some(kept as usize)
+                }
+                None => {
+                    diverged = true;
+                    let (key, ascii) = s.plain_string_ascii()?;
+                    // serde checks every key for UTF-8 (skipped string values not).
+                    if !ascii {
+                        std::str::from_utf8(key).ok()?;
+                    }
+                    s.ws();
+                    s.eat(b':')?;
+                    // Length and first byte reject most names before a compare.
+                    let kept = keep.iter().position(|n| {
+                        let n = n.as_bytes();
+                        n.len() == key.len() && n.first() == key.first() && n == key
+                    });
+                    if indexed {
+                        let start = key.as_ptr() as usize - bytes.as_ptr() as usize;
+                        let k = kept.map_or(NOT_KEPT, |k| k as u8);
+                        shape.seen.push((start as u32, (start + key.len()) as u32, k));
+                    }
+                    kept
+                }
+            };
             s.ws();
-            s.eat(b':')?;
-            s.ws();
-            // Length and first byte reject most names before a compare.
-            let kept = keep.iter().find(|n| {
-                let n = n.as_bytes();
-                n.len() == key.len() && n.first() == key.first() && n == key
-            });
-            match kept {
-                Some(name) => {
-                    let value = s.value()?;
-                    // A repeated key keeps the last value at its first place,
-                    // as the serde path does.
+            if let Some(kept) = kept {
+                let name = &keep[kept];
+                let value = s.value()?;
+                let bit = 1u64 << (kept & 63);
+                if indexed && set & bit == 0 {
+                    set |= bit;
+                    fields.push((name.clone(), value));
+                } else {
+                    // A repeated key keeps the last value at its first
+                    // place, as the serde path does.
                     match fields.iter_mut().find(|(n, _)| n == name) {
                         Some(slot) => slot.1 = value,
                         None => fields.push((name.clone(), value)),
                     }
                 }
-                None => s.skip(0)?,
+            } else {
+                s.skip(0)?;
             }
             s.ws();
             match s.next()? {
@@ -89,7 +215,13 @@ fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>) -> 
         }
     }
     s.ws();
-    (s.i == bytes.len()).then_some(())
+    if s.i != bytes.len() {
+        return None;
+    }
+    if indexed && (diverged || shape.seen.len() != shape.fields.len()) {
+        shape.learn(bytes);
+    }
+    Some(())
 }
 
 /// The first byte of `b` that ends a string's plain run: a quote, a
@@ -429,6 +561,64 @@ mod tests {
         assert_eq!(r.fields[0], (intern("a"), Value::Int(3)));
     }
 
+    /// Records of one source through one [`Shape`]: whatever layout the
+    /// last record left (same keys, reordered, spaced, escaped, missing,
+    /// repeated, extra, a prefix of a predicted key), each record reads as
+    /// serde reads it, and a changed layout becomes the next prediction.
+    #[test]
+    fn predicted_key_layouts_read_as_serde_reads() {
+        let k = keep(&["b", "d"]);
+        let lines = [
+            r#"{"a":1,"b":"x","c":[1,2],"d":4}"#,
+            r#"{"a":2,"b":"y","c":[],"d":5}"#,
+            r#"{"a":3,"b":"z","c":[],"d":6}"#,
+            r#"{"b":"r","a":3,"d":7,"c":0}"#,
+            r#"{"b":"r","a":3,"d":8,"c":0}"#,
+            r#"{"b" : "s", "a": 3,"d" :9,"c":0}"#,
+            r#"{"b":"t","a":3}"#,
+            r#"{"b":"t","a":3,"d":1,"c":0,"e":2}"#,
+            r#"{"b":"t","a":3,"d":1,"c":0,"e":2}"#,
+            r#"{"bb":"u","a":3,"d":1,"c":0,"e":2}"#,
+            r#"{"b":"u","a":3,"d":1,"c":0,"b":"v"}"#,
+            r#"{"b":"u","a":3,"d":1,"c":0,"b":"w"}"#,
+            r#"{"\u0062":"e","a":3,"d":1}"#,
+            r#"{"b":"f","a":3,"d":1,"c":0,"e":2,"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":1}"#,
+            r#"{"b":"g","a":3,"d":1,"c":0,"e":2,"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":2}"#,
+            r#"{"b":"g","a":3,"d":1,"c":0,"e":2,"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab":2}"#,
+            r#"{}"#,
+            r#"{"b":"h","a":3,"d":1,"c":0,"e":2}"#,
+            r#"{"b":"h","a":3,"d":1,"c":0,"e":2,}"#,
+            r#"{"b":"i","a":3,"d":1,"c":0,"e":2}"#,
+        ];
+        let mut shape = Shape::default();
+        let mut fields = Vec::new();
+        let mut accepted = 0;
+        for line in lines {
+            let serde = Record::from_json_keeping_serde(line.as_bytes(), Some(&k));
+            if scan_keeping_into(line.as_bytes(), &k, &mut fields, &mut shape) {
+                assert_eq!(Ok(&Record { fields: fields.clone() }), serde.as_ref(), "{line}");
+                accepted += 1;
+            }
+        }
+        assert!(accepted >= 17, "{accepted}");
+        // The layout of the last accepted record is the prediction, and
+        // the predicted path took the record after the trailing comma.
+        assert_eq!(shape.fields.len(), 5);
+        assert!(shape.predicts(0, br#""b":"j"}"#.as_slice(), 0).is_some());
+    }
+
+    /// A shape learned with one keep list is not used with another one,
+    /// even of the same length (its kept indices would name other fields).
+    #[test]
+    fn a_shape_follows_its_keep_list() {
+        let mut shape = Shape::default();
+        let mut fields = Vec::new();
+        let line = br#"{"a":1,"b":2}"#;
+        assert!(scan_keeping_into(line, &keep(&["a"]), &mut fields, &mut shape));
+        assert!(scan_keeping_into(line, &keep(&["b"]), &mut fields, &mut shape));
+        assert_eq!(fields, vec![(intern("b"), Value::Int(2))]);
+    }
+
     /// Regression (found by `mutated_records_agree_with_serde`): serde
     /// rejects a key that is not UTF-8, even one no field keeps, while a
     /// skipped string value that is not UTF-8 passes; the scanner accepted
@@ -484,6 +674,10 @@ mod tests {
         };
         let (mut checked, mut accepted) = (0, 0);
         for (lines, k) in &topics {
+            // One layout per topic, learned from the records before (the
+            // predicted keys are compared on mutated bytes too).
+            let mut shape = Shape::default();
+            let mut fields = Vec::new();
             for line in lines {
                 for _ in 0..30 {
                     let mut b = line.as_bytes().to_vec();
@@ -502,7 +696,10 @@ mod tests {
                         }
                     }
                     let fast = scan_keeping(&b, k);
+                    let shaped = scan_keeping_into(&b, k, &mut fields, &mut shape);
+                    assert_eq!(fast.is_some(), shaped, "{}", String::from_utf8_lossy(&b));
                     if let Some(f) = &fast {
+                        assert_eq!(f.fields, fields, "{}", String::from_utf8_lossy(&b));
                         let serde = Record::from_json_keeping_serde(&b, Some(k));
                         assert_eq!(Ok(f), serde.as_ref(), "{}", String::from_utf8_lossy(&b));
                         accepted += 1;

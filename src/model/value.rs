@@ -372,9 +372,15 @@ impl Record {
         Self::from_json_keeping_serde(bytes, keep)
     }
 
-    /// [`Record::from_json_keeping`] into `self` (its field list reused).
-    pub fn parse_keeping_into(&mut self, bytes: &[u8], keep: &[Name]) -> Result<(), String> {
-        if !super::scan::scan_keeping_into(bytes, keep, &mut self.fields) {
+    /// [`Record::from_json_keeping`] into `self` (its field list reused),
+    /// with the key layout of the source's last record (`scan::Shape`).
+    pub fn parse_keeping_into(
+        &mut self,
+        bytes: &[u8],
+        keep: &[Name],
+        shape: &mut super::scan::Shape,
+    ) -> Result<(), String> {
+        if !super::scan::scan_keeping_into(bytes, keep, &mut self.fields, shape) {
             *self = Self::from_json_keeping_serde(bytes, Some(keep))?;
         }
         Ok(())
