@@ -39,9 +39,18 @@ pub fn scan_keeping(bytes: &[u8], keep: &[Name]) -> Option<Record> {
 /// again by `select`, was an allocation and a copy per record); false for
 /// "not sure" (then `fields` holds anything). `shape` is the key layout of
 /// the last record accepted with it ([`Shape`]): one per source.
+///
+/// The fields already in the list are overwritten in place, and a kept
+/// string read over a string there reuses its buffer: a parsing thread
+/// allocates for a record only where the last one had no string.
 pub fn scan_keeping_into(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, shape: &mut Shape) -> bool {
-    fields.clear();
-    scan_fields(bytes, keep, fields, shape).is_some()
+    match scan_fields(bytes, keep, fields, shape) {
+        Some(len) => {
+            fields.truncate(len);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Kept-field index of a key no field keeps.
@@ -132,7 +141,8 @@ unsafe fn equal_mask32(a: *const u8, p: *const u8) -> u32 {
     (_mm_movemask_epi8(lo) as u32 & 0xFFFF) | ((_mm_movemask_epi8(hi) as u32) << 16)
 }
 
-fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, shape: &mut Shape) -> Option<()> {
+/// The scan itself: the record's fields are `fields[..len]`, `len` returned.
+fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, shape: &mut Shape) -> Option<usize> {
     // Kept strings are checked for UTF-8 where they are decoded; skipped
     // ones are not, as serde_json does not check the strings it ignores
     // (outside strings, a byte past ASCII is a syntax error either way).
@@ -147,6 +157,7 @@ fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, sha
     let indexed = keep.len() < 64;
     shape.seen.clear();
     let mut set: u64 = 0;
+    let mut len = 0;
     let mut diverged = !indexed;
     let mut s = Scanner { b: bytes, i: 0 };
     s.ws();
@@ -190,17 +201,32 @@ fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, sha
             s.ws();
             if let Some(kept) = kept {
                 let name = &keep[kept];
-                let value = s.value()?;
                 let bit = 1u64 << (kept & 63);
                 if indexed && set & bit == 0 {
                     set |= bit;
-                    fields.push((name.clone(), value));
+                    match fields.get_mut(len) {
+                        Some(slot) => {
+                            s.value_into(&mut slot.1)?;
+                            if !same_name(&slot.0, name) {
+                                slot.0 = name.clone();
+                            }
+                        }
+                        None => fields.push((name.clone(), s.value()?)),
+                    }
+                    len += 1;
                 } else {
                     // A repeated key keeps the last value at its first
                     // place, as the serde path does.
-                    match fields.iter_mut().find(|(n, _)| n == name) {
+                    let value = s.value()?;
+                    match fields[..len].iter_mut().find(|(n, _)| n == name) {
                         Some(slot) => slot.1 = value,
-                        None => fields.push((name.clone(), value)),
+                        None => {
+                            match fields.get_mut(len) {
+                                Some(slot) => *slot = (name.clone(), value),
+                                None => fields.push((name.clone(), value)),
+                            }
+                            len += 1;
+                        }
                     }
                 }
             } else {
@@ -221,7 +247,7 @@ fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, sha
     if indexed && (diverged || shape.seen.len() != shape.fields.len()) {
         shape.learn(bytes);
     }
-    Some(())
+    Some(len)
 }
 
 /// The first byte of `b` that ends a string's plain run: a quote, a
@@ -457,6 +483,29 @@ impl<'a> Scanner<'a> {
             }
             _ => None,
         }
+    }
+
+    /// [`Scanner::value`] into `into`: a plain string over a string reuses
+    /// its buffer.
+    #[inline]
+    fn value_into(&mut self, into: &mut Value) -> Option<()> {
+        if let (Some(b'"'), Value::Str(buf)) = (self.peek(), &mut *into) {
+            let start = self.i;
+            if let Some((s, ascii)) = self.plain_string_ascii() {
+                let text = if ascii {
+                    // SAFETY: every byte is ASCII (checked by the scan).
+                    unsafe { std::str::from_utf8_unchecked(s) }
+                } else {
+                    std::str::from_utf8(s).ok()?
+                };
+                buf.clear();
+                buf.push_str(text);
+                return Some(());
+            }
+            self.i = start;
+        }
+        *into = self.value()?;
+        Some(())
     }
 
     /// Decodes a kept value.

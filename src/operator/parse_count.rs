@@ -68,6 +68,13 @@ pub fn parse_count(v: &Value) -> Value {
             } else {
                 (s, 1.0)
             };
+            // Up to 9 digits and no point: the product is below 2^53, so
+            // integer arithmetic gives what the float path below gives,
+            // without parsing a float (most counts look like this).
+            if !num.is_empty() && num.len() <= 9 && num.bytes().all(|b| b.is_ascii_digit()) {
+                let n = num.bytes().fold(0i64, |n, b| n * 10 + i64::from(b - b'0'));
+                return Value::Int(n * mult as i64);
+            }
             // Only plain decimal digits: "inf", "1e3" and signs are not counts.
             let plain = !num.is_empty()
                 && num.bytes().all(|b| b.is_ascii_digit() || b == b'.')
@@ -104,6 +111,19 @@ mod tests {
         assert_eq!(s("437"), Value::Int(437));
         for bad in ["User Info Error", "", "k", "M", "1.2.3k", "-5", "inf", "1e3", "."] {
             assert_eq!(s(bad), Value::Null, "{bad}");
+        }
+    }
+
+    /// The integer fast path gives what the float path gives, at and
+    /// around its bound of 9 digits, with every suffix.
+    #[test]
+    fn whole_counts_agree_with_the_float_path() {
+        let float_path = |num: &str, mult: f64| in_i64((num.parse::<f64>().unwrap() * mult).round()).unwrap();
+        for num in ["0", "7", "00012", "999999999", "123456789", "1000000000", "9999999999"] {
+            for (suffix, mult) in [("", 1.0), ("k", 1e3), ("M", 1e6)] {
+                let got = parse_count(&Value::Str(format!("{num}{suffix}")));
+                assert_eq!(got, Value::Int(float_path(num, mult)), "{num}{suffix}");
+            }
         }
     }
 }
