@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{Engine, EngineStats, JoinedRow};
 use crate::aggregate::buffers::AggBuffers;
+use crate::aggregate::keymap::{hash, same_bytes};
 use crate::aggregate::state::agg_cf;
 use crate::state::join::{join_cf, slot_change, Entry, FlatEntries, SlotChange};
 use crate::state::spill::{load, rows, Spill};
@@ -363,17 +364,29 @@ fn partition_pass(
     load(path, data).map_err(err)?;
     let data = &data[..];
     // About three rows of ~70 bytes per key (measured rows are 60-120).
-    let mut index: hashbrown::HashMap<&[u8], u32> = hashbrown::HashMap::with_capacity(data.len() / 200);
+    // Each key's hash and its index in `keys`: the keys are compared
+    // inline (`same_bytes`) and never hashed again when the table grows.
+    let mut index: hashbrown::HashTable<(u64, u32)> = hashbrown::HashTable::with_capacity(data.len() / 200);
     let mut keys: Vec<&[u8]> = Vec::with_capacity(data.len() / 200);
     let mut arena: Vec<Option<&[u8]>> = Vec::with_capacity(data.len() / 200 * inputs);
     let mut counts = EngineStats::default();
     for r in rows(data, path) {
         let r = r.map_err(err)?;
-        let at = *index.entry(r.key).or_insert_with(|| {
-            keys.push(r.key);
-            arena.resize(arena.len() + inputs, None);
-            (keys.len() - 1) as u32
-        }) as usize;
+        let h = hash(r.key);
+        let found = index.entry(
+            h,
+            |&(kh, i)| kh == h && same_bytes(keys[i as usize], r.key),
+            |&(kh, _)| kh,
+        );
+        let at = match found {
+            hashbrown::hash_table::Entry::Occupied(o) => o.get().1 as usize,
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                keys.push(r.key);
+                arena.resize(arena.len() + inputs, None);
+                v.insert((h, (keys.len() - 1) as u32));
+                keys.len() - 1
+            }
+        };
         let slots = &mut arena[at * inputs..(at + 1) * inputs];
         let change = slot_change(slots, r.slot, r.row);
         // Restored rows were counted before the spill began.

@@ -99,7 +99,10 @@ pub enum SlotChange {
 }
 
 pub fn slot_change<R: AsRef<[u8]>>(slots: &[Option<R>], slot: usize, row: &[u8]) -> SlotChange {
-    if slots[slot].as_ref().map(AsRef::as_ref) == Some(row) {
+    if slots[slot]
+        .as_ref()
+        .is_some_and(|r| crate::aggregate::keymap::same_bytes(r.as_ref(), row))
+    {
         SlotChange::Unchanged
     } else if slots.iter().all(Option::is_some) {
         SlotChange::Replaces
