@@ -15,7 +15,7 @@
 
 use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::model::value::{get_varint, put_varint};
@@ -25,11 +25,17 @@ use crate::model::value::{get_varint, put_varint};
 /// archive past that (two partitions' tables at a time).
 pub const PARTITIONS: usize = 128;
 
+/// Bytes a partition buffers before they are written to its file.
+const BUFFER: usize = 128 << 10;
+
 /// The partition files being written.
 pub struct Spill {
     paths: Vec<PathBuf>,
-    files: Vec<BufWriter<File>>,
-    scratch: Vec<u8>,
+    files: Vec<File>,
+    /// Per partition, rows not yet written. A row is encoded straight into
+    /// its partition's buffer (a scratch row copied into a `BufWriter` was
+    /// two copies of every spilled byte).
+    buffers: Vec<Vec<u8>>,
     /// Bytes written so far.
     pub bytes: u64,
     /// Rows written so far.
@@ -53,13 +59,13 @@ impl Spill {
         let mut files = Vec::with_capacity(PARTITIONS);
         for p in 0..PARTITIONS {
             let path = dir.join(format!("part-{p:02}"));
-            files.push(BufWriter::with_capacity(128 << 10, File::create(&path)?));
+            files.push(File::create(&path)?);
             paths.push(path);
         }
         Ok(Spill {
             paths,
             files,
-            scratch: Vec::with_capacity(256),
+            buffers: (0..PARTITIONS).map(|_| Vec::new()).collect(),
             bytes: 0,
             rows: 0,
         })
@@ -67,24 +73,31 @@ impl Spill {
 
     /// Appends one row of input `slot` for `key`.
     pub fn push(&mut self, slot: usize, restored: bool, key: &[u8], row: &[u8]) -> std::io::Result<()> {
-        let s = &mut self.scratch;
-        s.clear();
+        let p = partition_of(key);
+        let s = &mut self.buffers[p];
+        if s.capacity() == 0 {
+            s.reserve_exact(BUFFER);
+        }
+        let before = s.len();
         put_varint(s, (slot as u64) << 1 | u64::from(restored));
         put_varint(s, key.len() as u64);
         s.extend_from_slice(key);
         put_varint(s, row.len() as u64);
         s.extend_from_slice(row);
-        self.files[partition_of(key)].write_all(s)?;
-        self.bytes += s.len() as u64;
+        self.bytes += (s.len() - before) as u64;
         self.rows += 1;
+        if s.len() >= BUFFER - 1024 {
+            self.files[p].write_all(s)?;
+            s.clear();
+        }
         Ok(())
     }
 
-    /// Flushes and closes the files; returns their paths.
+    /// Writes what is buffered and closes the files; returns their paths.
     pub fn finish(self) -> std::io::Result<Vec<PathBuf>> {
         // No fsync: the files are read back by this process and deleted.
-        for mut f in self.files {
-            f.flush()?;
+        for (mut f, b) in self.files.into_iter().zip(self.buffers) {
+            f.write_all(&b)?;
         }
         Ok(self.paths)
     }
