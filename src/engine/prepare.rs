@@ -84,10 +84,22 @@ pub fn prepare_into(topo: &Topology, src: usize, bytes: &[u8], out: &mut Vec<u8>
         rec.parse_keeping_into(text, &source.raw_fields, &mut shapes[src])?;
         clean_parsed(topo, src, rec, true)?;
         let start = out.len();
-        encode_key(rec.get(&source.key).unwrap_or(&Value::Null), out);
-        let key_len = out.len() - start;
+        // Each field is looked for first right after the one before: a
+        // chain that ends in a `select` leaves the key and the projection
+        // in that order, so a lookup is one name check instead of a walk.
         let null = Value::Null;
-        encode_row(source.projection.iter().map(|f| rec.get(f).unwrap_or(&null)), out);
+        let mut hint = 0;
+        let value =
+            |name: &str, hint: &mut usize| rec.position_hinted(name, hint).map_or(&null, |at| &rec.fields[at].1);
+        encode_key(value(&source.key, &mut hint), out);
+        let key_len = out.len() - start;
+        encode_row(
+            source.projection.iter().map(|f| {
+                hint += 1;
+                value(f, &mut hint)
+            }),
+            out,
+        );
         Ok(key_len)
     })
 }
