@@ -18,7 +18,7 @@ use rocksdb::WriteBatch;
 use super::keymap::{hash, KeyMap};
 use super::state::agg_cf;
 use super::StateKind;
-use crate::aggregate::sketch::Sketch;
+use crate::aggregate::sketch::{add_counts, add_weighted, Counts, Sketch};
 use crate::model::value::{encode_key, Record, Value};
 use crate::state::store::{Store, StoreError};
 use crate::topology::{Aggregate, Topology};
@@ -48,8 +48,8 @@ enum Buffer {
     Values(ValueBuffer),
 }
 
-/// New values of one quantile aggregate, per store key.
-type ValueBuffer = KeyMap<Vec<(f64, i64)>>;
+/// New values of one quantile aggregate, per store key, counted by value.
+type ValueBuffer = KeyMap<Counts>;
 
 /// Deltas taken out of the buffers for one commit.
 #[derive(Default)]
@@ -119,7 +119,7 @@ impl Pending {
                 let m: Vec<_> = m.into_sorted().into_owned().collect();
                 let digests = m
                     .into_par_iter()
-                    .map(|(k, v)| (k, Sketch::from_weighted(a.compression, &v).to_bytes()))
+                    .map(|(k, v)| (k, Sketch::from_counts(a.compression, v).to_bytes()))
                     .collect();
                 (i, digests)
             })
@@ -356,7 +356,7 @@ impl AggBuffers {
     }
 
     /// Merges a shard's pending deltas into these: counts add, quantile
-    /// values append, watermarks take the larger. Rows a shard kept in a
+    /// value counts add, watermarks take the larger. Rows a shard kept in a
     /// window that the merged watermark no longer keeps are deleted when
     /// the deltas are written (`Pending::write_into` deletes after it
     /// merges), and a row a shard found late is late for the larger
@@ -365,7 +365,7 @@ impl AggBuffers {
         for (mine, theirs) in self.buffers.iter_mut().zip(other.buffers) {
             match (mine, theirs) {
                 (Buffer::Counts(m), Buffer::Counts(t)) => m.absorb(t, |m, t| *m += t),
-                (Buffer::Values(m), Buffer::Values(t)) => m.absorb(t, |m, t| m.extend(t)),
+                (Buffer::Values(m), Buffer::Values(t)) => m.absorb(t, add_counts),
                 _ => unreachable!("shards are built from these buffers"),
             }
         }
@@ -437,7 +437,7 @@ impl AggBuffers {
                 else {
                     return;
                 };
-                m.get_or_insert_with(key, hash(key), Vec::new).push((x, sign));
+                add_weighted(m.get_or_insert_with(key, hash(key), Counts::default), x, sign);
             }
         }
     }

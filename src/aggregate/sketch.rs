@@ -43,16 +43,44 @@ fn value(k: u64) -> f64 {
     f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
 }
 
+/// Weighted values counted by value (as order-preserving bits): what a
+/// group's pending updates are kept as between commits. A group has few
+/// distinct values (coarse follower counts) but up to millions of them, so
+/// counting them as they come keeps the buffer small and leaves the commit
+/// (or a batch replay's final write) only the distinct values to sort.
+pub type Counts = rustc_hash::FxHashMap<u64, i64>;
+
+/// Adds `w` (−1 = a retraction) to value `x`'s count; NaN is left out.
+#[inline]
+pub fn add_weighted(counts: &mut Counts, x: f64, w: i64) {
+    if !x.is_nan() {
+        *counts.entry(key(x)).or_insert(0) += w;
+    }
+}
+
+/// Adds the counts of `other` to `counts`.
+pub fn add_counts(counts: &mut Counts, other: Counts) {
+    if counts.is_empty() {
+        *counts = other;
+        return;
+    }
+    for (k, c) in other {
+        *counts.entry(k).or_insert(0) += c;
+    }
+}
+
 impl Sketch {
     /// A sketch of weighted values (weight −1 = a retraction).
     pub fn from_weighted(compression: f64, values: &[(f64, i64)]) -> Sketch {
-        // Counted in a hash map first: a group has few distinct values
-        // (coarse follower counts) but up to millions of them, and a
-        // B-tree descent per value was most of a batch replay's final write.
-        let mut counts: rustc_hash::FxHashMap<u64, i64> = rustc_hash::FxHashMap::default();
-        for &(x, w) in values.iter().filter(|(x, _)| !x.is_nan()) {
-            *counts.entry(key(x)).or_insert(0) += w;
+        let mut counts = Counts::default();
+        for &(x, w) in values {
+            add_weighted(&mut counts, x, w);
         }
+        Sketch::from_counts(compression, counts)
+    }
+
+    /// A sketch of counted values ([`add_weighted`]).
+    pub fn from_counts(compression: f64, counts: Counts) -> Sketch {
         let m: BTreeMap<u64, i64> = counts.into_iter().filter(|(_, c)| *c != 0).collect();
         Sketch::Exact(m).bounded(compression)
     }
