@@ -153,8 +153,9 @@ fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, sha
             ..Shape::default()
         };
     }
-    // Kept indices fit in a byte and in the mask of fields already set.
-    let indexed = keep.len() < 64;
+    // Kept indices fit in a byte and in the mask of fields already set;
+    // key spans fit the `u32`s of `Shape::seen`.
+    let indexed = keep.len() < 64 && bytes.len() <= u32::MAX as usize;
     shape.seen.clear();
     let mut set: u64 = 0;
     let mut len = 0;
