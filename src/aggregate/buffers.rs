@@ -310,35 +310,13 @@ impl AggBuffers {
     /// of a parallel pass over joined rows, merged back with
     /// [`AggBuffers::absorb`].
     pub fn shard(&self) -> AggBuffers {
-        self.shard_sized(&[])
-    }
-
-    /// Each buffer's keys and key bytes: the size hint [`AggBuffers::shard_sized`]
-    /// takes, so that a worker's next shard does not grow its maps by
-    /// doubling (one rehash of every key per doubling).
-    pub fn sizes(&self) -> Vec<(usize, usize)> {
-        self.buffers
-            .iter()
-            .map(|b| match b {
-                Buffer::Counts(m) => (m.len(), m.key_bytes()),
-                Buffer::Values(m) => (m.len(), m.key_bytes()),
-            })
-            .collect()
-    }
-
-    /// [`AggBuffers::shard`] with maps pre-sized from `sizes` (missing: empty).
-    pub fn shard_sized(&self, sizes: &[(usize, usize)]) -> AggBuffers {
         AggBuffers {
             buffers: self
                 .buffers
                 .iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    let (keys, bytes) = sizes.get(i).copied().unwrap_or_default();
-                    match b {
-                        Buffer::Counts(_) => Buffer::Counts(KeyMap::with_capacity(keys, bytes)),
-                        Buffer::Values(_) => Buffer::Values(KeyMap::with_capacity(keys, bytes)),
-                    }
+                .map(|b| match b {
+                    Buffer::Counts(_) => Buffer::Counts(KeyMap::default()),
+                    Buffer::Values(_) => Buffer::Values(KeyMap::default()),
                 })
                 .collect(),
             watermarks: self.watermarks.clone(),

@@ -89,11 +89,6 @@ impl<V> KeyMap<V> {
         self.table.is_empty()
     }
 
-    /// Bytes of all keys (a capacity hint for the next shard).
-    pub fn key_bytes(&self) -> usize {
-        self.arena.len()
-    }
-
     /// The value of `key` (whose [`hash`] is `h`), inserted by `new` if absent.
     #[inline]
     pub fn get_or_insert_with(&mut self, key: &[u8], h: u64, new: impl FnOnce() -> V) -> &mut V {
