@@ -101,7 +101,14 @@ impl Committer<'_, '_> {
             produced: std::mem::take(&mut self.produced),
             next: self.next.drain().collect(),
         };
-        self.last = Instant::now();
+        // The interval runs from commit start to commit start, as Kafka
+        // Streams' `commit.interval.ms` does: counted from the end, every
+        // cycle was the interval plus the commit's own time (a commit slower
+        // than the interval halved the cadence). benches/live.sh's p99 at
+        // a 1 s interval did not move with it (1,099 before, 1,110 ms after,
+        // one run each): what a record waits past the interval there is the
+        // commit's landing and the broker's transit, not this.
+        self.last = started;
         if self.policy.durable_each && !last {
             self.landing = Some(this);
             self.poll_landed(engine, stats, observer)
@@ -164,5 +171,56 @@ mod tests {
         assert!(!live.due(0, Duration::from_secs(9)), "nothing pending, no commit");
         assert!(!live.due(3, Duration::from_millis(499)));
         assert!(live.due(3, Duration::from_millis(500)));
+    }
+
+    /// Takes `0` of the commit's time in its start hook (as a slow flush of
+    /// the sinks would).
+    struct Slow(Duration);
+    impl Observer for Slow {
+        fn on_commit_started(&mut self, _engine: &crate::engine::EngineStats) {
+            std::thread::sleep(self.0);
+        }
+    }
+
+    /// Regression: the interval was counted from the end of a commit, so
+    /// each cycle took the interval plus the commit's own time. A commit
+    /// that took longer than the interval must leave the next one due.
+    #[test]
+    fn regression_the_interval_runs_from_commit_start_to_commit_start() {
+        let topo = std::sync::Arc::new(crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(topo, dir.path(), 1000, crate::state::store::Durability::Wal).unwrap();
+        let (commit_tx, _commit_rx) = mpsc::channel();
+        let mut dead = crate::sink::Discard;
+        let policy = CommitPolicy {
+            every_records: None,
+            interval: Some(Duration::from_millis(100)),
+            durable_each: true,
+        };
+        let mut c = Committer {
+            commit_tx,
+            dead: &mut dead,
+            archive: None,
+            bad_objects: BadObjects::Fail,
+            policy,
+            last: Instant::now(),
+            next: HashMap::new(),
+            produced: Vec::new(),
+            landing: None,
+        };
+        let mut stats = RunStats::default();
+        let began = Instant::now();
+        c.commit(&mut engine, &mut stats, &mut Slow(Duration::from_millis(150)), false)
+            .unwrap();
+        assert!(began.elapsed() >= Duration::from_millis(150));
+        assert!(
+            c.last <= began + Duration::from_millis(50),
+            "the interval restarted {:?} after the commit began",
+            c.last - began
+        );
+        assert!(
+            c.policy.due(1, c.last.elapsed()),
+            "a commit longer than the interval leaves the next one due"
+        );
     }
 }
