@@ -374,6 +374,11 @@ fn partition_pass(
         source,
     };
     load(path, data).map_err(err)?;
+    // Read once: removed here, on this worker, while the other one joins
+    // (freeing its pages at the end, on one thread, was part of the
+    // serial tail of a replay). A replay killed from here on reads its
+    // input again: positions are committed after the pass.
+    let _ = std::fs::remove_file(path);
     let data = &data[..];
     // About three rows of ~70 bytes per key (measured rows are 60-120).
     // Each key's hash and its index in `keys`: the keys are compared
