@@ -150,9 +150,29 @@ type Digests = Vec<(Vec<u8>, Vec<u8>)>;
 /// Size of one write of [`Pending::write_in_runs`].
 const RUN_BYTES: usize = 8 << 20;
 
+/// Updates of one aggregate not yet applied to its map: each key's bytes
+/// in `keys`, and per update its hash, the end of its key in `keys`, its
+/// weight and its measure (quantile aggregates).
+#[derive(Default)]
+struct Staged {
+    keys: Vec<u8>,
+    items: Vec<(u64, u32, i64, f64)>,
+}
+
+/// Updates staged per aggregate before they are applied to its map, all
+/// at once. A joined row updates eleven maps whose keys and slots together
+/// outgrow a core's L2 cache, so applied row by row, most lookups waited
+/// for L3 (two dependent loads per lookup were half of the aggregate time
+/// in a profile of the 1,000,000-post replay); applied a few hundred at a
+/// time, one map stays in cache while they go in. Deltas add and quantile
+/// counts add, so the order does not change what the maps hold.
+const STAGE: usize = 256;
+
 /// Pending deltas of every aggregate.
 pub struct AggBuffers {
     buffers: Vec<Buffer>,
+    /// Per aggregate, its updates not yet in `buffers` (see [`STAGE`]).
+    staged: Vec<Staged>,
     watermarks: Vec<Option<i64>>,
     wm_dirty: Vec<bool>,
     /// Event times above this are "too far in the future" (wall clock +
@@ -251,6 +271,7 @@ impl AggBuffers {
                     StateKind::Multiset => Buffer::Counts(KeyMap::default()),
                 })
                 .collect(),
+            staged: topo.aggregates.iter().map(|_| Staged::default()).collect(),
             wm_dirty: vec![false; watermarks.len()],
             watermarks,
             future_limit: i64::MAX,
@@ -319,6 +340,7 @@ impl AggBuffers {
                     Buffer::Values(_) => Buffer::Values(KeyMap::default()),
                 })
                 .collect(),
+            staged: self.buffers.iter().map(|_| Staged::default()).collect(),
             watermarks: self.watermarks.clone(),
             wm_dirty: vec![false; self.watermarks.len()],
             future_limit: self.future_limit,
@@ -339,7 +361,9 @@ impl AggBuffers {
     /// the deltas are written (`Pending::write_into` deletes after it
     /// merges), and a row a shard found late is late for the larger
     /// watermark too, so the order of shards does not matter.
-    pub fn absorb(&mut self, other: AggBuffers) {
+    pub fn absorb(&mut self, mut other: AggBuffers) {
+        self.apply_staged();
+        other.apply_staged();
         for (mine, theirs) in self.buffers.iter_mut().zip(other.buffers) {
             match (mine, theirs) {
                 (Buffer::Counts(m), Buffer::Counts(t)) => m.absorb(t, |m, t| *m += t),
@@ -401,10 +425,11 @@ impl AggBuffers {
         (self.window_prefix(i, a, row, sign) && self.tuple_key(i, a, row)).then(|| self.key.clone())
     }
 
+    /// Stages one update of aggregate `i` (applied by [`AggBuffers::apply_staged_of`]).
     fn update(&mut self, i: usize, a: &Aggregate, key: &[u8], row: &Record, sign: i64) {
-        match &mut self.buffers[i] {
-            Buffer::Counts(m) => *m.get_or_insert_with(key, hash(key), || 0) += sign,
-            Buffer::Values(m) => {
+        let x = match &self.buffers[i] {
+            Buffer::Counts(_) => 0.0,
+            Buffer::Values(_) => {
                 let n = a.group_by.len() + a.extra.len();
                 let hint = &mut self.hints[i][n];
                 let Some(x) = a
@@ -415,7 +440,48 @@ impl AggBuffers {
                 else {
                     return;
                 };
-                add_weighted(m.get_or_insert_with(key, hash(key), Counts::default), x, sign);
+                x
+            }
+        };
+        let s = &mut self.staged[i];
+        extend_short(&mut s.keys, key);
+        s.items.push((hash(key), s.keys.len() as u32, sign, x));
+        // A key arena past u32 would not fit the ends (keys are short,
+        // so the item count bounds it first).
+        if s.items.len() >= STAGE || s.keys.len() > u32::MAX as usize / 2 {
+            self.apply_staged_of(i);
+        }
+    }
+
+    /// Applies aggregate `i`'s staged updates to its map.
+    fn apply_staged_of(&mut self, i: usize) {
+        let s = &mut self.staged[i];
+        let mut start = 0;
+        match &mut self.buffers[i] {
+            Buffer::Counts(m) => {
+                for &(h, end, w, _) in &s.items {
+                    let key = &s.keys[start..end as usize];
+                    *m.get_or_insert_with(key, h, || 0) += w;
+                    start = end as usize;
+                }
+            }
+            Buffer::Values(m) => {
+                for &(h, end, w, x) in &s.items {
+                    let key = &s.keys[start..end as usize];
+                    add_weighted(m.get_or_insert_with(key, h, Counts::default), x, w);
+                    start = end as usize;
+                }
+            }
+        }
+        s.items.clear();
+        s.keys.clear();
+    }
+
+    /// Applies every staged update: before the maps are read or moved.
+    fn apply_staged(&mut self) {
+        for i in 0..self.staged.len() {
+            if !self.staged[i].items.is_empty() {
+                self.apply_staged_of(i);
             }
         }
     }
@@ -511,6 +577,7 @@ impl AggBuffers {
 
     /// Takes every pending delta (and changed watermark) out of the buffers.
     pub fn take(&mut self, topo: &Topology) -> Pending {
+        self.apply_staged();
         let mut p = Pending::default();
         for (i, a) in topo.aggregates.iter().enumerate() {
             match &mut self.buffers[i] {
@@ -529,15 +596,18 @@ impl AggBuffers {
         p
     }
 
-    /// Number of pending keys (for commit sizing).
+    /// Number of pending keys (for commit sizing), staged updates counted
+    /// as keys.
     pub fn pending(&self) -> usize {
+        let staged: usize = self.staged.iter().map(|s| s.items.len()).sum();
         self.buffers
             .iter()
             .map(|b| match b {
                 Buffer::Counts(m) => m.len(),
                 Buffer::Values(m) => m.len(),
             })
-            .sum()
+            .sum::<usize>()
+            + staged
     }
 }
 
@@ -560,6 +630,84 @@ mod tests {
                 assert_eq!(got, want, "len {n} after {fill}");
             }
         }
+    }
+
+    /// Staged updates reach the maps whole: counts and quantile value
+    /// counts after more rows than one stage holds, with retractions, equal
+    /// a direct count; a staged update already counts as pending.
+    #[test]
+    fn staged_updates_add_up_to_a_direct_count() {
+        use std::collections::BTreeMap;
+        let topo = crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &topo).unwrap();
+        let mut aggs = AggBuffers::new(&topo, &store).unwrap();
+        let count_at = topo
+            .aggregates
+            .iter()
+            .position(|a| a.name == "posts_by_country_category")
+            .unwrap();
+        let quant_at = topo
+            .aggregates
+            .iter()
+            .position(|a| a.name == "followers_by_age_group")
+            .unwrap();
+        let mut counts: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+        let mut values: BTreeMap<Vec<u8>, BTreeMap<i64, i64>> = BTreeMap::new();
+        let row = |i: i64| {
+            let s = Value::Str;
+            let fields = [
+                ("country", s(format!("c{}", i % 7))),
+                ("category", s(format!("k{}", i % 5))),
+                ("age_group", s(format!("a{}", i % 3))),
+                ("follower_count", Value::Int(i % 11)),
+            ];
+            Record {
+                fields: fields
+                    .into_iter()
+                    .map(|(n, v)| (crate::model::value::intern(n), v))
+                    .collect(),
+            }
+        };
+        let n = 3 * STAGE as i64 + 17;
+        for i in 0..n {
+            let sign = if i % 10 == 9 { -1 } else { 1 };
+            aggs.apply(&topo, &row(i), sign);
+            if i == 0 {
+                assert!(aggs.pending() > 0, "a staged update is pending");
+            }
+            let r = row(i);
+            let mut k = Vec::new();
+            encode_key(r.get("country").unwrap(), &mut k);
+            encode_key(r.get("category").unwrap(), &mut k);
+            *counts.entry(k).or_default() += sign;
+            let mut k = Vec::new();
+            encode_key(r.get("age_group").unwrap(), &mut k);
+            *values.entry(k).or_default().entry(i % 11).or_default() += sign;
+        }
+        let p = aggs.take(&topo);
+        assert_eq!(aggs.pending(), 0);
+        let got: BTreeMap<Vec<u8>, i64> = p.counts[count_at].clone_sorted();
+        assert_eq!(got, counts);
+        let (_, m) = p.values.into_iter().find(|(i, _)| *i == quant_at).unwrap();
+        let got: BTreeMap<Vec<u8>, BTreeMap<i64, i64>> = m
+            .into_sorted()
+            .into_owned()
+            .map(|(k, c)| {
+                let mut by_value = BTreeMap::new();
+                for x in 0..11 {
+                    let mut one = Counts::default();
+                    add_weighted(&mut one, x as f64, 1);
+                    let key = *one.keys().next().unwrap();
+                    if let Some(&w) = c.get(&key) {
+                        by_value.insert(x, w);
+                    }
+                }
+                assert_eq!(by_value.len(), c.len(), "only the values 0..11 were added");
+                (k, by_value)
+            })
+            .collect();
+        assert_eq!(got, values);
     }
 
     #[test]
