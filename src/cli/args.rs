@@ -264,7 +264,7 @@ pub(crate) enum Command {
         /// Consumer group (offsets are committed there for lag tools) [default: pinstream]
         #[arg(long, env = "PINSTREAM_GROUP")]
         group: Option<String>,
-        /// Commit state (and positions) at least this often, in milliseconds [default: 1000]
+        /// Commit state (and positions) at least this often, from one commit's start to the next, in milliseconds [default: 1000]
         #[arg(long, env = "PINSTREAM_COMMIT_INTERVAL_MS")]
         commit_interval_ms: Option<u64>,
         /// Dead letters: a topic NAME (created with 1 partition if missing), file:PATH (JSON lines, appended), or off (counted only) [default: <prefix>.dlq]

@@ -25,7 +25,9 @@ use crate::sink::DeadLetterSink;
 pub struct CommitPolicy {
     /// After this many records marked since the last commit.
     pub every_records: Option<usize>,
-    /// After this much time since the last commit (if anything is pending).
+    /// After this much time since the last commit began (if anything is
+    /// pending): commits start on this cadence, as Kafka Streams'
+    /// `commit.interval.ms` does.
     pub interval: Option<Duration>,
     /// Report each commit (latencies, observers, positions to the source)
     /// only once it is durable (live: group offsets and metrics follow
