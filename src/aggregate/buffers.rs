@@ -156,7 +156,7 @@ const RUN_BYTES: usize = 8 << 20;
 #[derive(Default)]
 struct Staged {
     keys: Vec<u8>,
-    items: Vec<(u64, u32, i64, f64)>,
+    items: Vec<(u64, usize, i64, f64)>,
 }
 
 /// Updates staged per aggregate before they are applied to its map, all
@@ -445,10 +445,8 @@ impl AggBuffers {
         };
         let s = &mut self.staged[i];
         extend_short(&mut s.keys, key);
-        s.items.push((hash(key), s.keys.len() as u32, sign, x));
-        // A key arena past u32 would not fit the ends (keys are short,
-        // so the item count bounds it first).
-        if s.items.len() >= STAGE || s.keys.len() > u32::MAX as usize / 2 {
+        s.items.push((hash(key), s.keys.len(), sign, x));
+        if s.items.len() >= STAGE {
             self.apply_staged_of(i);
         }
     }
@@ -460,16 +458,16 @@ impl AggBuffers {
         match &mut self.buffers[i] {
             Buffer::Counts(m) => {
                 for &(h, end, w, _) in &s.items {
-                    let key = &s.keys[start..end as usize];
+                    let key = &s.keys[start..end];
                     *m.get_or_insert_with(key, h, || 0) += w;
-                    start = end as usize;
+                    start = end;
                 }
             }
             Buffer::Values(m) => {
                 for &(h, end, w, x) in &s.items {
-                    let key = &s.keys[start..end as usize];
+                    let key = &s.keys[start..end];
                     add_weighted(m.get_or_insert_with(key, h, Counts::default), x, w);
-                    start = end as usize;
+                    start = end;
                 }
             }
         }
@@ -685,9 +683,12 @@ mod tests {
             encode_key(r.get("age_group").unwrap(), &mut k);
             *values.entry(k).or_default().entry(i % 11).or_default() += sign;
         }
-        let p = aggs.take(&topo);
+        let mut p = aggs.take(&topo);
         assert_eq!(aggs.pending(), 0);
-        let got: BTreeMap<Vec<u8>, i64> = p.counts[count_at].clone_sorted();
+        let got: BTreeMap<Vec<u8>, i64> = std::mem::take(&mut p.counts[count_at])
+            .into_sorted()
+            .into_owned()
+            .collect();
         assert_eq!(got, counts);
         let (_, m) = p.values.into_iter().find(|(i, _)| *i == quant_at).unwrap();
         let got: BTreeMap<Vec<u8>, BTreeMap<i64, i64>> = m

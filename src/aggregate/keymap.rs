@@ -130,18 +130,6 @@ impl<V> KeyMap<V> {
         }
     }
 
-    /// A copy of the entries, by key (tests).
-    #[cfg(test)]
-    pub fn clone_sorted(&self) -> std::collections::BTreeMap<Vec<u8>, V>
-    where
-        V: Clone,
-    {
-        self.table
-            .iter()
-            .map(|s| (self.arena[s.at..s.at + s.len as usize].to_vec(), s.value.clone()))
-            .collect()
-    }
-
     /// The entries in key order, with the arena their keys index.
     pub fn into_sorted(self) -> Sorted<V> {
         let arena = self.arena;

@@ -175,8 +175,8 @@ mod tests {
         assert!(live.due(3, Duration::from_millis(500)));
     }
 
-    /// Takes `0` of the commit's time in its start hook (as a slow flush of
-    /// the sinks would).
+    /// Sleeps the given time in the commit's start hook (as a slow flush
+    /// of the sinks would).
     struct Slow(Duration);
     impl Observer for Slow {
         fn on_commit_started(&mut self, _engine: &crate::engine::EngineStats) {
