@@ -42,7 +42,29 @@ impl CommitPolicy {
         pending > 0
             && (self.every_records.is_some_and(|n| pending >= n) || self.interval.is_some_and(|d| since_last >= d))
     }
+
+    /// How long the engine thread may wait for input before it must look
+    /// again (pure): until the next commit is due, and no longer than
+    /// [`LANDING_POLL`] while a commit is being written, else `tick`.
+    ///
+    /// Why: with a fixed tick a due commit started up to a tick late, and a
+    /// landed one was reported (offsets to the source, latencies, metrics)
+    /// up to a tick late; both add straight to a record's end-to-end time.
+    pub(super) fn wait(&self, pending: usize, since_last: Duration, landing: bool, tick: Duration) -> Duration {
+        let mut wait = tick;
+        if landing {
+            wait = wait.min(LANDING_POLL);
+        }
+        if let (true, Some(d)) = (pending > 0, self.interval) {
+            wait = wait.min(d.saturating_sub(since_last));
+        }
+        wait
+    }
 }
+
+/// How often the engine thread looks whether the commit being written has
+/// landed (it is a background thread's handle, not a channel to wait on).
+pub(super) const LANDING_POLL: Duration = Duration::from_millis(2);
 
 /// Stage 2's commits: flushes the sinks, commits the engine, and reports
 /// each commit (latencies, observer, positions to the source).
@@ -173,6 +195,31 @@ mod tests {
         assert!(!live.due(0, Duration::from_secs(9)), "nothing pending, no commit");
         assert!(!live.due(3, Duration::from_millis(499)));
         assert!(live.due(3, Duration::from_millis(500)));
+    }
+
+    /// Regression: the engine thread slept a fixed 20 ms tick between
+    /// looks, so a commit started, and a landed one was reported, up to a
+    /// tick late. It now wakes when the commit falls due, and polls a
+    /// landing commit every `LANDING_POLL`.
+    #[test]
+    fn regression_the_engine_wakes_when_the_commit_is_due_not_a_tick_later() {
+        let tick = Duration::from_millis(20);
+        let live = CommitPolicy {
+            every_records: None,
+            interval: Some(Duration::from_millis(1000)),
+            durable_each: true,
+        };
+        assert_eq!(
+            live.wait(5, Duration::from_millis(993), false, tick),
+            Duration::from_millis(7)
+        );
+        assert_eq!(live.wait(5, Duration::from_millis(1200), false, tick), Duration::ZERO);
+        assert_eq!(live.wait(5, Duration::from_millis(100), false, tick), tick);
+        // Nothing pending: no commit to fall due.
+        assert_eq!(live.wait(0, Duration::from_millis(993), false, tick), tick);
+        assert_eq!(live.wait(0, Duration::from_millis(100), true, tick), LANDING_POLL);
+        let replay = CommitPolicy::default();
+        assert_eq!(replay.wait(5, Duration::from_secs(9), false, tick), tick);
     }
 
     /// Sleeps the given time in the commit's start hook (as a slow flush

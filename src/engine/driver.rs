@@ -433,13 +433,16 @@ fn apply_all(
         landing: None,
     };
     let mut first_applied: Option<Instant> = None;
-    // Wake up at least this often to commit on the interval.
+    // Wake up at least this often (an idle source, a stop).
     let tick = policy
         .interval
         .map_or(Duration::from_millis(100), |d| d.min(Duration::from_millis(20)));
     loop {
         let waited = Instant::now();
-        let msg = match rx.recv_timeout(tick) {
+        let wait = c
+            .policy
+            .wait(engine.pending(), c.last.elapsed(), c.landing.is_some(), tick);
+        let msg = match rx.recv_timeout(wait) {
             Ok(m) => Some(m),
             Err(mpsc::RecvTimeoutError::Timeout) => None,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
