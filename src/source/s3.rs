@@ -6,7 +6,8 @@
 //! background pipeline:
 //!
 //! - **Listing** is streamed: `ListObjectsV2` one page at a time (each
-//!   page `start-after` the last key of the one before), topic by topic,
+//!   page `start-after` the last key of the one before, asked for while
+//!   the objects of the one before are being dispatched), topic by topic,
 //!   a bounded number of objects ahead of the driver, so memory does
 //!   not grow with the number of objects. The topics are the common
 //!   prefixes under `topics/` (one delimiter listing), known before any
@@ -593,8 +594,15 @@ impl Pump {
                     stop_at = to.map(|d| format!("{base}{d}"));
                 }
             }
+            // The page after this one, asked for while this one's objects
+            // are dispatched (listing and downloading overlap: one page
+            // was listed only once the one before was all in flight).
+            let mut listed_ahead = None;
             loop {
-                let page = self.list_page(&base, after.clone(), self.opts.page_size).await?;
+                let page = match listed_ahead.take() {
+                    Some(page) => page,
+                    None => self.list_page(&base, after.clone(), self.opts.page_size).await?,
+                };
                 let mut decided = Vec::new();
                 let mut jump = false;
                 for obj in page.contents() {
@@ -628,22 +636,34 @@ impl Pump {
                         )),
                     }
                 }
-                for (o, done) in decided {
-                    self.dispatch(o, done, &mut inflight, &mut inflight_bytes, tx).await?;
-                }
-                if jump {
+                // Where the next page starts (none: the topic is listed).
+                let next = if jump {
                     let past = format!("{base}{AFTER_YEARS}");
                     stop_at = None;
-                    if after.as_deref().is_some_and(|a| a >= past.as_str()) {
-                        break;
+                    (after.as_deref() < Some(past.as_str())).then_some(past)
+                } else {
+                    match page.contents().last().and_then(|o| o.key()) {
+                        Some(last) if page.is_truncated() == Some(true) => Some(last.to_string()),
+                        _ => None,
                     }
-                    after = Some(past);
-                    continue;
-                }
-                match page.contents().last().and_then(|o| o.key()) {
-                    Some(last) if page.is_truncated() == Some(true) => after = Some(last.to_string()),
-                    _ => break,
-                }
+                };
+                let dispatched = async {
+                    for (o, done) in decided {
+                        self.dispatch(o, done, &mut inflight, &mut inflight_bytes, tx).await?;
+                    }
+                    Ok::<(), S3Error>(())
+                };
+                let Some(next) = next else {
+                    dispatched.await?;
+                    break;
+                };
+                let (ahead, dispatched) = tokio::join!(
+                    self.list_page(&base, Some(next.clone()), self.opts.page_size),
+                    dispatched
+                );
+                dispatched?;
+                listed_ahead = Some(ahead?);
+                after = Some(next);
             }
         }
         for (o, done) in self.filter.finish() {
