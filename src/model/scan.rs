@@ -499,7 +499,13 @@ impl<'a> Scanner<'a> {
                 } else {
                     std::str::from_utf8(s).ok()?
                 };
-                buf.clear();
+                if buf.capacity() < text.len() {
+                    // A fresh buffer: growing this one would copy its old
+                    // bytes first (a realloc), only to overwrite them.
+                    *buf = String::with_capacity(text.len());
+                } else {
+                    buf.clear();
+                }
                 buf.push_str(text);
                 return Some(());
             }
