@@ -82,25 +82,42 @@ pub struct Shape {
     fields: Vec<(u32, u32, u8)>,
     /// `"name":` of every field, each with [`PATTERN_ROOM`] bytes from its start.
     patterns: Vec<u8>,
-    /// The record being scanned: each key's span in the input, and its
-    /// index in `keep`.
+    /// The record being scanned, from the first field the layout did not
+    /// predict: each key's span in the input, and its index in `keep`.
     seen: Vec<(u32, u32, u8)>,
 }
 
 impl Shape {
-    /// Learns the layout of the record just accepted (`seen`, in `bytes`).
-    fn learn(&mut self, bytes: &[u8]) {
-        self.fields.clear();
-        self.patterns.clear();
-        for &(start, end, kept) in &self.seen {
-            let at = self.patterns.len();
-            self.patterns.push(b'"');
-            self.patterns.extend_from_slice(&bytes[start as usize..end as usize]);
-            self.patterns.extend_from_slice(b"\":");
-            let len = self.patterns.len() - at;
-            self.patterns.resize(at + len.max(PATTERN_ROOM), 0);
-            self.fields.push((at as u32, len as u32, kept));
+    /// Learns the layout of the record just accepted: its first `predicted`
+    /// fields as the layout had them, then `seen` (in `bytes`).
+    fn learn(&mut self, bytes: &[u8], predicted: usize) {
+        let (fields, patterns) = (std::mem::take(&mut self.fields), std::mem::take(&mut self.patterns));
+        for &(at, len, kept) in &fields[..predicted] {
+            let (at, len) = (at as usize, len as usize);
+            self.push(&patterns[at..at + len], kept);
         }
+        for k in 0..self.seen.len() {
+            let (start, end, kept) = self.seen[k];
+            let mut pattern = Vec::with_capacity(end as usize - start as usize + 4);
+            // After the first field the pattern starts at the comma that
+            // ends the value before it: one compare takes the separator
+            // and the key.
+            if predicted + k > 0 {
+                pattern.push(b',');
+            }
+            pattern.push(b'"');
+            pattern.extend_from_slice(&bytes[start as usize..end as usize]);
+            pattern.extend_from_slice(b"\":");
+            self.push(&pattern, kept);
+        }
+    }
+
+    /// Appends one field's pattern (padded to [`PATTERN_ROOM`]).
+    fn push(&mut self, pattern: &[u8], kept: u8) {
+        let at = self.patterns.len();
+        self.patterns.extend_from_slice(pattern);
+        self.patterns.resize(at + pattern.len().max(PATTERN_ROOM), 0);
+        self.fields.push((at as u32, pattern.len() as u32, kept));
     }
 
     /// Whether field `j`'s predicted pattern is at `b[i..]`; its length and
@@ -160,6 +177,8 @@ fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, sha
     let mut set: u64 = 0;
     let mut len = 0;
     let mut diverged = !indexed;
+    // Fields read, and how many of the first ones the layout predicted.
+    let (mut j, mut predicted) = (0, 0);
     let mut s = Scanner { b: bytes, i: 0 };
     s.ws();
     s.eat(b'{')?;
@@ -167,17 +186,29 @@ fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, sha
     if s.peek()? == b'}' {
         s.i += 1;
     } else {
+        // Fields read so far.
+        j = 0;
         loop {
-            let j = shape.seen.len();
-            let predicted = if diverged { None } else { shape.predicts(j, bytes, s.i) };
+            // Right after the `{` (and whitespace) for the first field,
+            // right after the value before it for the others.
+            let prediction = if diverged { None } else { shape.predicts(j, bytes, s.i) };
             // The key's index in `keep`, if kept.
-            let kept: Option<usize> = match predicted {
+            let kept: Option<usize> = match prediction {
                 Some((len, kept)) => {
-                    shape.seen.push(((s.i + 1) as u32, (s.i + len - 2) as u32, kept));
+                    predicted = j + 1;
                     s.i += len;
                     (kept != NOT_KEPT).then_some(kept as usize)
                 }
                 None => {
+                    if j > 0 {
+                        // The separator the prediction would have taken.
+                        s.ws();
+                        match s.next()? {
+                            b',' => s.ws(),
+                            b'}' => break,
+                            _ => return None,
+                        }
+                    }
                     diverged = true;
                     let (key, ascii) = s.plain_string_ascii()?;
                     // serde checks every key for UTF-8 (skipped string values not).
@@ -233,20 +264,17 @@ fn scan_fields(bytes: &[u8], keep: &[Name], fields: &mut Vec<(Name, Value)>, sha
             } else {
                 s.skip(0)?;
             }
-            s.ws();
-            match s.next()? {
-                b',' => s.ws(),
-                b'}' => break,
-                _ => return None,
-            }
+            j += 1;
+            // The separator is taken by the next field's prediction, or by
+            // the general path above when there is none.
         }
     }
     s.ws();
     if s.i != bytes.len() {
         return None;
     }
-    if indexed && (diverged || shape.seen.len() != shape.fields.len()) {
-        shape.learn(bytes);
+    if indexed && (diverged || j != shape.fields.len()) {
+        shape.learn(bytes, predicted);
     }
     Some(len)
 }
@@ -645,6 +673,13 @@ mod tests {
             r#"{"b":"h","a":3,"d":1,"c":0,"e":2}"#,
             r#"{"b":"h","a":3,"d":1,"c":0,"e":2,}"#,
             r#"{"b":"i","a":3,"d":1,"c":0,"e":2}"#,
+            // Whitespace before a separator, then the layout again.
+            r#"{"b":"j","a":3 ,"d":1,"c":0,"e":2}"#,
+            r#"{"b":"k","a":3,"d":1,"c":0 , "e":2}"#,
+            r#"{"b":"l","a":3,"d":1,"c":0,"e":2 }"#,
+            r#"{"b":"m","a":3,"d":1,"c":0,"e":2,"f":1}"#,
+            r#"{"b":"n","a":3,"d":1,"c":0,"e":2}"#,
+            r#"{"b":"o","a":3,"d":1,"c":0,"e":2}"#,
         ];
         let mut shape = Shape::default();
         let mut fields = Vec::new();
@@ -656,7 +691,7 @@ mod tests {
                 accepted += 1;
             }
         }
-        assert!(accepted >= 17, "{accepted}");
+        assert!(accepted >= 23, "{accepted}");
         // The layout of the last accepted record is the prediction, and
         // the predicted path took the record after the trailing comma.
         assert_eq!(shape.fields.len(), 5);
