@@ -82,23 +82,25 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 /// Fast path for `YYYY-MM-DD HH:MM:SS` and `YYYY-MM-DDTHH:MM:SS` (the two
 /// forms the emulators send), validated field by field.
 fn parse_plain(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !(b[10] == b' ' || b[10] == b'T')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    let b: &[u8; 19] = s.as_bytes().try_into().ok()?;
+    if b[4] != b'-' || b[7] != b'-' || !(b[10] == b' ' || b[10] == b'T') || b[13] != b':' || b[16] != b':' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |acc, &c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
+    // Every digit read at its fixed place, one check for all of them at
+    // the end (a fold per field with a check per byte was most of this).
+    let mut bad = false;
+    let mut digit = |k: usize| {
+        let c = b[k].wrapping_sub(b'0');
+        bad |= c > 9;
+        u32::from(c)
     };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let two = |hi: u32, lo: u32| hi * 10 + lo;
+    let y = two(digit(0), digit(1)) * 100 + two(digit(2), digit(3));
+    let (mo, d) = (two(digit(5), digit(6)), two(digit(8), digit(9)));
+    let (h, mi, sec) = (two(digit(11), digit(12)), two(digit(14), digit(15)), two(digit(17), digit(18)));
+    if bad {
+        return None;
+    }
     // A real date (what chrono's `from_ymd_opt` checked, at a tenth of the
     // cost; four digits of year are always in chrono's range).
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
@@ -121,6 +123,12 @@ fn parse_plain(s: &str) -> Option<i64> {
 /// Parses a timestamp with the given chrono formats, or the defaults (the two
 /// emulator forms, RFC 3339, and Spark's `2020-08-28T03:52:47.000+0000`).
 pub fn parse_timestamp(s: &str, formats: &[String]) -> Option<i64> {
+    // The plain form starts and ends with a digit: nothing to trim.
+    if formats.is_empty() && s.len() == 19 {
+        if let Some(t) = parse_plain(s) {
+            return Some(t);
+        }
+    }
     let s = s.trim();
     if formats.is_empty() {
         if let Some(t) = parse_plain(s) {
@@ -170,6 +178,37 @@ mod tests {
         assert_eq!(parse_timestamp("yesterday", &[]), None);
         assert_eq!(year_of(a), 2020);
         assert_eq!(parse_timestamp("28/08/2020", &["%d/%m/%Y".into()]), Some(1_598_572_800));
+    }
+
+    /// A byte that is not a digit anywhere a digit belongs (or a digit
+    /// where a separator belongs) is refused by the plain form; chrono's
+    /// general parse decides those, as it did.
+    #[test]
+    fn the_plain_form_refuses_a_wrong_byte_at_every_place() {
+        let good = "2020-08-28 03:52:47";
+        assert_eq!(parse_plain(good), Some(1_598_586_767));
+        for at in 0..good.len() {
+            for c in ['x', '/', ':', '0', ' ', '\u{7f}'] {
+                let mut b = good.as_bytes().to_vec();
+                if b[at] == c as u8 {
+                    continue;
+                }
+                b[at] = c as u8;
+                let s = String::from_utf8(b).unwrap();
+                let separator = matches!(at, 4 | 7 | 10 | 13 | 16);
+                let want = if at == 10 && c == 'T' {
+                    Some(1_598_586_767)
+                } else if !separator && c.is_ascii_digit() {
+                    chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S")
+                        .ok()
+                        .map(|d| d.and_utc().timestamp())
+                } else {
+                    None
+                };
+                assert_eq!(parse_plain(&s), want, "{s:?}");
+                assert_eq!(parse_timestamp(&s, &[]), parse_timestamp(&format!(" {s} "), &[]), "{s:?}");
+            }
+        }
     }
 
     /// The plain form accepts exactly the dates chrono accepts, every day
