@@ -199,6 +199,9 @@ enum Msg {
 /// Stage 1's group limits: enough work to spread over the cores, little
 /// enough to keep live latency low.
 const GROUP_BYTES: u64 = 32 << 20;
+
+/// Most items a batch's list reserves before it knows its record count.
+const ITEMS_GUESS_CAP: usize = 1 << 16;
 const GROUP_TIME: Duration = Duration::from_millis(20);
 
 fn reason_class(reason: &str) -> String {
@@ -329,9 +332,10 @@ fn prepare_group(
         .map(|(mut batch, source, done)| {
             // Lazy lines have no count yet: guess from the decoded bytes
             // (records of the emulated topics are 100-800 bytes), so the
-            // list is not grown (copied) a dozen times per object.
+            // list is not grown (copied) a dozen times per object; capped,
+            // so a huge object does not reserve memory for a guess.
             let guess = if batch.lines.is_some() {
-                batch.weight as usize / 128
+                (batch.weight as usize / 128).min(ITEMS_GUESS_CAP)
             } else {
                 0
             };

@@ -97,7 +97,11 @@ fn parse_plain(s: &str) -> Option<i64> {
     let two = |hi: u32, lo: u32| hi * 10 + lo;
     let y = two(digit(0), digit(1)) * 100 + two(digit(2), digit(3));
     let (mo, d) = (two(digit(5), digit(6)), two(digit(8), digit(9)));
-    let (h, mi, sec) = (two(digit(11), digit(12)), two(digit(14), digit(15)), two(digit(17), digit(18)));
+    let (h, mi, sec) = (
+        two(digit(11), digit(12)),
+        two(digit(14), digit(15)),
+        two(digit(17), digit(18)),
+    );
     if bad {
         return None;
     }
@@ -206,7 +210,11 @@ mod tests {
                     None
                 };
                 assert_eq!(parse_plain(&s), want, "{s:?}");
-                assert_eq!(parse_timestamp(&s, &[]), parse_timestamp(&format!(" {s} "), &[]), "{s:?}");
+                assert_eq!(
+                    parse_timestamp(&s, &[]),
+                    parse_timestamp(&format!(" {s} "), &[]),
+                    "{s:?}"
+                );
             }
         }
     }
