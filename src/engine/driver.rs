@@ -199,10 +199,10 @@ enum Msg {
 /// Stage 1's group limits: enough work to spread over the cores, little
 /// enough to keep live latency low.
 const GROUP_BYTES: u64 = 32 << 20;
+const GROUP_TIME: Duration = Duration::from_millis(20);
 
 /// Most items a batch's list reserves before it knows its record count.
 const ITEMS_GUESS_CAP: usize = 1 << 16;
-const GROUP_TIME: Duration = Duration::from_millis(20);
 
 fn reason_class(reason: &str) -> String {
     reason.split(':').next().unwrap_or(reason).chars().take(60).collect()

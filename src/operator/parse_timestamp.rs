@@ -105,8 +105,8 @@ fn parse_plain(s: &str) -> Option<i64> {
     if bad {
         return None;
     }
-    // A real date (what chrono's `from_ymd_opt` checked, at a tenth of the
-    // cost; four digits of year are always in chrono's range).
+    // A real date (what chrono's `from_ymd_opt` checked, without a call into
+    // it; four digits of year are always in chrono's range).
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     let days = match mo {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,

@@ -49,14 +49,14 @@ impl Operator for Year {
     }
 }
 
-/// Year of a UTC timestamp.
 /// The UTC year of `ts` (seconds since the epoch); 1970 where chrono has
 /// no date for it, as before.
 ///
 /// Arithmetic (the inverse of `days_from_civil` in `parse_timestamp.rs`,
-/// Howard Hinnant's `civil_from_days`), not chrono: every joined row of a
-/// replay takes two years, and chrono's `DateTime` and `year()` were about
-/// 370 instructions a row; this is about 30.
+/// Howard Hinnant's `civil_from_days`) instead of chrono's `DateTime` and
+/// `year()`: every joined row of a replay takes two years. Measured by
+/// callgrind on the 100,000-post replay (200,000 calls): the `year`
+/// operator 74 M -> 68 M instructions, this function about 100 a call.
 pub fn year_of(ts: i64) -> i64 {
     // chrono's dates end at year ±262,142; this range is well inside it.
     const LIMIT: i64 = 8_000_000_000_000;
