@@ -356,10 +356,9 @@ impl Engine {
 
 /// Builds one partition's join (in the order its rows were written, so a
 /// later row replaces its slot) and aggregates its complete rows into
-/// `shard`. Keys and
-/// rows borrow from the loaded partition: a key's slots are `inputs`
-/// consecutive entries of one arena, so the pass allocates per table
-/// growth, not per row. With `keep`, also returns the partition's entries
+/// `shard`. Keys and rows borrow from the loaded partition: a key's slots
+/// are `inputs` consecutive entries of one arena, so the pass allocates per
+/// table growth, not per row. With `keep`, also returns the partition's entries
 /// for the join table.
 fn partition_pass(
     topo: &Topology,
