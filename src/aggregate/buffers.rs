@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use rocksdb::WriteBatch;
 
+use super::groups::{self, GroupId, GroupMap, Interner, MAX_PARTS, NONE};
 use super::keymap::{hash, KeyMap};
 use super::state::agg_cf;
 use super::StateKind;
@@ -46,6 +47,42 @@ fn wall_clock_secs() -> i64 {
 enum Buffer {
     Counts(KeyMap<i64>),
     Values(ValueBuffer),
+    /// An aggregate keyed by group_by fields (and window) alone, by group
+    /// ids (`groups.rs`).
+    GroupCounts(GroupMap<i64>),
+    GroupValues(GroupMap<Counts>),
+}
+
+impl Buffer {
+    /// The empty buffer of an aggregate.
+    fn of(a: &Aggregate) -> Buffer {
+        let sketch = a.function.imp().state() == StateKind::Sketch;
+        match (sketch, grouped(a)) {
+            (false, false) => Buffer::Counts(KeyMap::default()),
+            (true, false) => Buffer::Values(KeyMap::default()),
+            (false, true) => Buffer::GroupCounts(GroupMap::default()),
+            (true, true) => Buffer::GroupValues(GroupMap::default()),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Buffer::Counts(m) => m.len(),
+            Buffer::Values(m) => m.len(),
+            Buffer::GroupCounts(m) => m.len(),
+            Buffer::GroupValues(m) => m.len(),
+        }
+    }
+}
+
+/// Whether an aggregate's key is its group_by fields (and window start)
+/// alone, few enough for a [`GroupId`]: the group-id path. Distinct
+/// tuples and max-by items (one key per row, mostly) stay on the encoded
+/// path, whose arena is emptied at every commit.
+fn grouped(a: &Aggregate) -> bool {
+    a.extra.is_empty()
+        && !a.function.imp().measure_in_key()
+        && a.group_by.len() + usize::from(a.window.is_some()) <= MAX_PARTS
 }
 
 /// New values of one quantile aggregate, per store key, counted by value.
@@ -191,6 +228,13 @@ pub struct AggBuffers {
     /// aggregates group by (category by five) is encoded once per row.
     row_keys: Vec<u8>,
     spans: Vec<(u32, u32)>,
+    /// The current row's component ids, by field index ([`NONE`]: not
+    /// interned yet); like `spans`, valid while `cached`.
+    ids: Vec<u32>,
+    /// Key components of the group-id path (emptied by [`AggBuffers::take`]).
+    interner: Interner,
+    /// Scratch for one encoded component outside the row cache.
+    component: Vec<u8>,
     /// Whether `spans` describe the row being applied (off in `replace`,
     /// which alternates between two rows).
     cached: bool,
@@ -263,14 +307,7 @@ impl AggBuffers {
             });
         }
         Ok(AggBuffers {
-            buffers: topo
-                .aggregates
-                .iter()
-                .map(|a| match a.function.imp().state() {
-                    StateKind::Sketch => Buffer::Values(KeyMap::default()),
-                    StateKind::Multiset => Buffer::Counts(KeyMap::default()),
-                })
-                .collect(),
+            buffers: topo.aggregates.iter().map(Buffer::of).collect(),
             staged: topo.aggregates.iter().map(|_| Staged::default()).collect(),
             wm_dirty: vec![false; watermarks.len()],
             watermarks,
@@ -281,6 +318,9 @@ impl AggBuffers {
             hints: Vec::new(),
             row_keys: Vec::new(),
             spans: Vec::new(),
+            ids: Vec::new(),
+            interner: Interner::default(),
+            component: Vec::new(),
             cached: false,
             stats: AggStats::default(),
         }
@@ -338,6 +378,8 @@ impl AggBuffers {
                 .map(|b| match b {
                     Buffer::Counts(_) => Buffer::Counts(KeyMap::default()),
                     Buffer::Values(_) => Buffer::Values(KeyMap::default()),
+                    Buffer::GroupCounts(_) => Buffer::GroupCounts(GroupMap::default()),
+                    Buffer::GroupValues(_) => Buffer::GroupValues(GroupMap::default()),
                 })
                 .collect(),
             staged: self.buffers.iter().map(|_| Staged::default()).collect(),
@@ -350,6 +392,9 @@ impl AggBuffers {
             hints: self.hints.clone(),
             row_keys: Vec::new(),
             spans: Vec::new(),
+            ids: Vec::new(),
+            interner: Interner::default(),
+            component: Vec::new(),
             cached: false,
             stats: AggStats::default(),
         }
@@ -368,6 +413,12 @@ impl AggBuffers {
             match (mine, theirs) {
                 (Buffer::Counts(m), Buffer::Counts(t)) => m.absorb(t, |m, t| *m += t),
                 (Buffer::Values(m), Buffer::Values(t)) => m.absorb(t, add_counts),
+                (Buffer::GroupCounts(m), Buffer::GroupCounts(t)) => {
+                    groups::absorb(m, &mut self.interner, t, &other.interner, |m, t| *m += t)
+                }
+                (Buffer::GroupValues(m), Buffer::GroupValues(t)) => {
+                    groups::absorb(m, &mut self.interner, t, &other.interner, add_counts)
+                }
                 _ => unreachable!("shards are built from these buffers"),
             }
         }
@@ -387,8 +438,16 @@ impl AggBuffers {
         self.row_keys.clear();
         self.spans.clear();
         self.spans.resize(row.fields.len(), (0, 0));
+        self.ids.clear();
+        self.ids.resize(row.fields.len(), NONE);
         self.cached = true;
         for (i, a) in topo.aggregates.iter().enumerate() {
+            if self.is_grouped(i) {
+                if let Some(g) = self.group_id(i, a, row, sign) {
+                    self.update_group(i, a, g, row, sign);
+                }
+                continue;
+            }
             self.key.clear();
             if self.window_prefix(i, a, row, sign) && self.tuple_key(i, a, row) {
                 let key = std::mem::take(&mut self.key);
@@ -405,9 +464,23 @@ impl AggBuffers {
         self.ensure_hints(topo);
         self.cached = false;
         for (i, a) in topo.aggregates.iter().enumerate() {
+            let measure = |r: &Record| a.measure.as_ref().and_then(|m| r.get(m)).and_then(Value::as_f64);
+            if self.is_grouped(i) {
+                let old_g = self.group_id(i, a, old, -1);
+                let new_g = self.group_id(i, a, new, 1);
+                if old_g.is_some() && old_g == new_g && measure(old) == measure(new) {
+                    continue;
+                }
+                if let Some(g) = old_g {
+                    self.update_group(i, a, g, old, -1);
+                }
+                if let Some(g) = new_g {
+                    self.update_group(i, a, g, new, 1);
+                }
+                continue;
+            }
             let old_key = self.owned_key(i, a, old, -1);
             let new_key = self.owned_key(i, a, new, 1);
-            let measure = |r: &Record| a.measure.as_ref().and_then(|m| r.get(m)).and_then(Value::as_f64);
             if old_key.is_some() && old_key == new_key && measure(old) == measure(new) {
                 continue;
             }
@@ -428,8 +501,8 @@ impl AggBuffers {
     /// Stages one update of aggregate `i` (applied by [`AggBuffers::apply_staged_of`]).
     fn update(&mut self, i: usize, a: &Aggregate, key: &[u8], row: &Record, sign: i64) {
         let x = match &self.buffers[i] {
-            Buffer::Counts(_) => 0.0,
-            Buffer::Values(_) => {
+            Buffer::Counts(_) | Buffer::GroupCounts(_) => 0.0,
+            Buffer::Values(_) | Buffer::GroupValues(_) => {
                 let n = a.group_by.len() + a.extra.len();
                 let hint = &mut self.hints[i][n];
                 let Some(x) = a
@@ -470,6 +543,7 @@ impl AggBuffers {
                     start = end;
                 }
             }
+            Buffer::GroupCounts(_) | Buffer::GroupValues(_) => {}
         }
         s.items.clear();
         s.keys.clear();
@@ -487,23 +561,36 @@ impl AggBuffers {
     /// Writes the window start into the key; false if the row has no event
     /// time or its window is past retention.
     fn window_prefix(&mut self, i: usize, a: &Aggregate, row: &Record, sign: i64) -> bool {
-        let Some((field, w)) = &a.window else { return true };
-        let hint = &mut self.hints[i][a.group_by.len() + a.extra.len() + 1];
-        let Some(t) = event_time(row.position_hinted(field, hint).map(|at| &row.fields[at].1)) else {
-            return false;
+        match self.window_start(i, a, row, sign) {
+            None => false,
+            Some(None) => true,
+            Some(Some(start)) => {
+                encode_key(&Value::Ts(start), &mut self.key);
+                true
+            }
+        }
+    }
+
+    /// The row's window start (`Some(None)`: the aggregate has no window);
+    /// `None` if the row has no event time or its window is past retention.
+    fn window_start(&mut self, i: usize, a: &Aggregate, row: &Record, sign: i64) -> Option<Option<i64>> {
+        let Some((field, w)) = &a.window else {
+            return Some(None);
         };
+        let hint = &mut self.hints[i][a.group_by.len() + a.extra.len() + 1];
+        let t = event_time(row.position_hinted(field, hint).map(|at| &row.fields[at].1))?;
         // The watermark follows the largest event time but never passes the
         // wall clock + skew: one record dated 9999-12-31 must not push every
         // window out of retention. Such a record stays out of the windows
         // (all-time aggregates still take it) and is counted.
         if sign > 0 && t > self.future_limit {
             self.stats.future += 1;
-            return false;
+            return None;
         }
         // Every row a window took has t <= the watermark (which only grows),
         // so a retraction beyond it retracts a row that was left out.
         if sign < 0 && self.watermarks[i].is_none_or(|wm| t > wm) {
-            return false;
+            return None;
         }
         if sign > 0 && self.watermarks[i].is_none_or(|wm| t > wm) {
             self.watermarks[i] = Some(t);
@@ -513,11 +600,82 @@ impl AggBuffers {
         if let Some(wm) = self.watermarks[i] {
             if start < oldest_kept(wm, w.size, w.retention) {
                 self.stats.late += 1;
-                return false;
+                return None;
             }
         }
-        encode_key(&Value::Ts(start), &mut self.key);
-        true
+        Some(Some(start))
+    }
+
+    fn is_grouped(&self, i: usize) -> bool {
+        matches!(self.buffers[i], Buffer::GroupCounts(_) | Buffer::GroupValues(_))
+    }
+
+    /// The group of a row for grouped aggregate `i` (window start first,
+    /// then the group_by fields: the order of the encoded key); `None`
+    /// where the encoded path builds no key.
+    fn group_id(&mut self, i: usize, a: &Aggregate, row: &Record, sign: i64) -> Option<GroupId> {
+        let mut g = [NONE; MAX_PARTS];
+        let mut n = 0;
+        if let Some(start) = self.window_start(i, a, row, sign)? {
+            self.component.clear();
+            encode_key(&Value::Ts(start), &mut self.component);
+            g[0] = self.interner.intern(&self.component);
+            n = 1;
+        }
+        for (j, f) in a.group_by.iter().enumerate() {
+            let at = row.position_hinted(f, &mut self.hints[i][j])?;
+            let v = &row.fields[at].1;
+            if matches!(v, Value::Null) {
+                return None;
+            }
+            g[n] = self.field_id(at, v);
+            n += 1;
+        }
+        Some(g)
+    }
+
+    /// The id of field `at`'s key component (interned once per applied row).
+    #[inline]
+    fn field_id(&mut self, at: usize, v: &Value) -> u32 {
+        if !self.cached {
+            self.component.clear();
+            encode_key(v, &mut self.component);
+            return self.interner.intern(&self.component);
+        }
+        if self.ids[at] != NONE {
+            return self.ids[at];
+        }
+        let (start, end) = self.spans[at];
+        let id = if end > start {
+            self.interner.intern(&self.row_keys[start as usize..end as usize])
+        } else {
+            let start = self.row_keys.len();
+            encode_key(v, &mut self.row_keys);
+            self.spans[at] = (start as u32, self.row_keys.len() as u32);
+            self.interner.intern(&self.row_keys[start..])
+        };
+        self.ids[at] = id;
+        id
+    }
+
+    /// One update of grouped aggregate `i` (straight into its map: its
+    /// groups are few, so the map stays in cache without staging).
+    fn update_group(&mut self, i: usize, a: &Aggregate, g: GroupId, row: &Record, sign: i64) {
+        match &mut self.buffers[i] {
+            Buffer::GroupCounts(m) => *m.entry(g).or_insert(0) += sign,
+            Buffer::GroupValues(m) => {
+                let hint = &mut self.hints[i][a.group_by.len() + a.extra.len()];
+                let x = a
+                    .measure
+                    .as_ref()
+                    .and_then(|f| row.position_hinted(f, hint))
+                    .and_then(|at| row.fields[at].1.as_f64());
+                if let Some(x) = x {
+                    add_weighted(m.entry(g).or_default(), x, sign);
+                }
+            }
+            _ => unreachable!("update_group is called for grouped aggregates"),
+        }
     }
 
     /// Appends the tuple part of the key; false if a used field is null.
@@ -584,6 +742,11 @@ impl AggBuffers {
                     p.counts.push(KeyMap::default());
                     p.values.push((i, std::mem::take(m)));
                 }
+                Buffer::GroupCounts(m) => p.counts.push(groups::to_keymap(std::mem::take(m), &self.interner)),
+                Buffer::GroupValues(m) => {
+                    p.counts.push(KeyMap::default());
+                    p.values.push((i, groups::to_keymap(std::mem::take(m), &self.interner)));
+                }
             }
             if let (Some(_), Some(wm)) = (&a.window, self.watermarks[i]) {
                 if std::mem::take(&mut self.wm_dirty[i]) {
@@ -591,6 +754,8 @@ impl AggBuffers {
                 }
             }
         }
+        // No group id outlives the maps just taken.
+        self.interner.clear();
         p
     }
 
@@ -598,14 +763,7 @@ impl AggBuffers {
     /// as keys.
     pub fn pending(&self) -> usize {
         let staged: usize = self.staged.iter().map(|s| s.items.len()).sum();
-        self.buffers
-            .iter()
-            .map(|b| match b {
-                Buffer::Counts(m) => m.len(),
-                Buffer::Values(m) => m.len(),
-            })
-            .sum::<usize>()
-            + staged
+        self.buffers.iter().map(Buffer::len).sum::<usize>() + staged
     }
 }
 

@@ -28,6 +28,7 @@ use crate::topology::Aggregate;
 pub mod buffers;
 pub mod count;
 pub mod distinct_count;
+pub mod groups;
 pub mod keymap;
 pub mod max_by;
 pub mod quantiles;

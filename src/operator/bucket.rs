@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, Operator, OperatorSpec};
-use crate::model::value::{intern, Name, Record, Value};
+use crate::model::value::{intern, Hint, Name, Record, Value};
 
 /// One labelled range of `bucket`: `min <= x <= max` (either bound optional).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -31,6 +31,7 @@ impl OperatorSpec for Spec {
             field: intern(&self.field),
             to: intern(&self.to),
             ranges: self.ranges.iter().map(|r| (r.min, r.max, r.label.clone())).collect(),
+            hints: Default::default(),
         })
     }
 
@@ -66,17 +67,22 @@ struct Bucket {
     field: Name,
     to: Name,
     ranges: Vec<(Option<f64>, Option<f64>, String)>,
+    /// Of `field` and `to`.
+    hints: [Hint; 2],
 }
 
 impl Operator for Bucket {
     fn apply(&self, rec: &mut Record) -> Result<(), String> {
-        let label = rec.get(&self.field).and_then(Value::as_f64).and_then(|x| {
-            self.ranges
-                .iter()
-                .find(|(lo, hi, _)| lo.is_none_or(|lo| x >= lo) && hi.is_none_or(|hi| x <= hi))
-                .map(|(_, _, l)| Value::Str(l.clone()))
-        });
-        rec.set_name(&self.to, label.unwrap_or(Value::Null));
+        let label = rec
+            .get_hinted(&self.field, &self.hints[0])
+            .and_then(Value::as_f64)
+            .and_then(|x| {
+                self.ranges
+                    .iter()
+                    .find(|(lo, hi, _)| lo.is_none_or(|lo| x >= lo) && hi.is_none_or(|hi| x <= hi))
+                    .map(|(_, _, l)| Value::Str(l.clone()))
+            });
+        rec.set_hinted(&self.to, label.unwrap_or(Value::Null), &self.hints[1]);
         Ok(())
     }
 }

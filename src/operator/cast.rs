@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{add_needed, Operator, OperatorSpec};
-use crate::model::value::{intern, Name, Record, Value};
+use crate::model::value::{intern, Hint, Name, Record, Value};
 
 /// Target type of `cast`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -45,6 +45,7 @@ impl OperatorSpec for Spec {
             field: intern(&self.field),
             to: self.to,
             on_error: self.on_error,
+            hint: Hint::default(),
         })
     }
 
@@ -72,11 +73,12 @@ struct Cast {
     field: Name,
     to: CastType,
     on_error: OnError,
+    hint: Hint,
 }
 
 impl Operator for Cast {
     fn apply(&self, rec: &mut Record) -> Result<(), String> {
-        if let Some(v) = rec.get_mut(&self.field) {
+        if let Some(v) = rec.get_mut_hinted(&self.field, &self.hint) {
             if v.is_null() {
                 return Ok(());
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Operator, OperatorSpec};
-use crate::model::value::{intern, Name, Record, Value};
+use crate::model::value::{intern, Hint, Name, Record, Value};
 
 /// Parse a count like `"124k"`, `"1.5k"`, `"2M"`, `"437"` into an integer;
 /// anything else becomes null. Writes `to` (default: in place).
@@ -21,6 +21,7 @@ impl OperatorSpec for Spec {
         Arc::new(ParseCount {
             field: intern(&self.field),
             to: intern(self.to.as_deref().unwrap_or(&self.field)),
+            hints: Default::default(),
         })
     }
 
@@ -43,12 +44,17 @@ impl OperatorSpec for Spec {
 struct ParseCount {
     field: Name,
     to: Name,
+    /// Of `field` and `to`.
+    hints: [Hint; 2],
 }
 
 impl Operator for ParseCount {
     fn apply(&self, rec: &mut Record) -> Result<(), String> {
-        let parsed = rec.get(&self.field).map(parse_count).unwrap_or(Value::Null);
-        rec.set_name(&self.to, parsed);
+        let parsed = rec
+            .get_hinted(&self.field, &self.hints[0])
+            .map(parse_count)
+            .unwrap_or(Value::Null);
+        rec.set_hinted(&self.to, parsed, &self.hints[1]);
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, Operator, OperatorSpec};
-use crate::model::value::{intern, Name, Record, Value};
+use crate::model::value::{intern, Hint, Name, Record, Value};
 
 /// Parse a string into a UTC timestamp. Default formats:
 /// `%Y-%m-%d %H:%M:%S`, `%Y-%m-%dT%H:%M:%S`, RFC 3339. Unparseable → null.
@@ -22,6 +22,7 @@ impl OperatorSpec for Spec {
         Arc::new(ParseTimestamp {
             field: intern(&self.field),
             formats: self.formats.clone(),
+            hint: Hint::default(),
         })
     }
 
@@ -52,11 +53,12 @@ impl OperatorSpec for Spec {
 struct ParseTimestamp {
     field: Name,
     formats: Vec<String>,
+    hint: Hint,
 }
 
 impl Operator for ParseTimestamp {
     fn apply(&self, rec: &mut Record) -> Result<(), String> {
-        if let Some(v) = rec.get_mut(&self.field) {
+        if let Some(v) = rec.get_mut_hinted(&self.field, &self.hint) {
             *v = match v {
                 Value::Str(s) => parse_timestamp(s, &self.formats).map_or(Value::Null, Value::Ts),
                 Value::Ts(t) => Value::Ts(*t),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Operator, OperatorSpec};
-use crate::model::value::{intern, Name, Record, Value};
+use crate::model::value::{intern, Hint, Name, Record, Value};
 
 /// Remove `prefix` from the start of a string field (if present).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -20,6 +20,7 @@ impl OperatorSpec for Spec {
         Arc::new(StripPrefix {
             field: intern(&self.field),
             prefix: self.prefix.clone(),
+            hint: Hint::default(),
         })
     }
 
@@ -37,11 +38,12 @@ impl OperatorSpec for Spec {
 struct StripPrefix {
     field: Name,
     prefix: String,
+    hint: Hint,
 }
 
 impl Operator for StripPrefix {
     fn apply(&self, rec: &mut Record) -> Result<(), String> {
-        if let Some(Value::Str(s)) = rec.get_mut(&self.field) {
+        if let Some(Value::Str(s)) = rec.get_mut_hinted(&self.field, &self.hint) {
             if s.starts_with(self.prefix.as_str()) {
                 s.drain(..self.prefix.len());
             }

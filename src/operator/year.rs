@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{Operator, OperatorSpec};
-use crate::model::value::{intern, Name, Record, Value};
+use crate::model::value::{intern, Hint, Name, Record, Value};
 
 /// `to = year of the timestamp field` (null if not a timestamp).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -20,6 +20,7 @@ impl OperatorSpec for Spec {
         Arc::new(Year {
             field: intern(&self.field),
             to: intern(&self.to),
+            hints: Default::default(),
         })
     }
 
@@ -36,15 +37,17 @@ impl OperatorSpec for Spec {
 struct Year {
     field: Name,
     to: Name,
+    /// Of `field` and `to`.
+    hints: [Hint; 2],
 }
 
 impl Operator for Year {
     fn apply(&self, rec: &mut Record) -> Result<(), String> {
-        let y = match rec.get(&self.field) {
+        let y = match rec.get_hinted(&self.field, &self.hints[0]) {
             Some(Value::Ts(t)) => Value::Int(year_of(*t)),
             _ => Value::Null,
         };
-        rec.set_name(&self.to, y);
+        rec.set_hinted(&self.to, y, &self.hints[1]);
         Ok(())
     }
 }
