@@ -194,6 +194,8 @@ const RUN_BYTES: usize = 8 << 20;
 struct Staged {
     keys: Vec<u8>,
     items: Vec<(u64, usize, i64, f64)>,
+    /// A grouped aggregate's updates: group, weight, measure.
+    groups: Vec<(GroupId, i64, f64)>,
 }
 
 /// Updates staged per aggregate before they are applied to its map, all
@@ -543,8 +545,18 @@ impl AggBuffers {
                     start = end;
                 }
             }
-            Buffer::GroupCounts(_) | Buffer::GroupValues(_) => {}
+            Buffer::GroupCounts(m) => {
+                for &(g, w, _) in &s.groups {
+                    *m.entry(g).or_insert(0) += w;
+                }
+            }
+            Buffer::GroupValues(m) => {
+                for &(g, w, x) in &s.groups {
+                    add_weighted(m.entry(g).or_default(), x, w);
+                }
+            }
         }
+        s.groups.clear();
         s.items.clear();
         s.keys.clear();
     }
@@ -552,7 +564,7 @@ impl AggBuffers {
     /// Applies every staged update: before the maps are read or moved.
     fn apply_staged(&mut self) {
         for i in 0..self.staged.len() {
-            if !self.staged[i].items.is_empty() {
+            if !self.staged[i].items.is_empty() || !self.staged[i].groups.is_empty() {
                 self.apply_staged_of(i);
             }
         }
@@ -658,23 +670,32 @@ impl AggBuffers {
         id
     }
 
-    /// One update of grouped aggregate `i` (straight into its map: its
-    /// groups are few, so the map stays in cache without staging).
+    /// One update of grouped aggregate `i`: a count straight into its map
+    /// (few groups: it stays in cache); a quantile value staged as the
+    /// encoded path's updates are (see [`STAGE`]), as its per-group value
+    /// counts are large and, applied row by row, miss the cache.
     fn update_group(&mut self, i: usize, a: &Aggregate, g: GroupId, row: &Record, sign: i64) {
-        match &mut self.buffers[i] {
-            Buffer::GroupCounts(m) => *m.entry(g).or_insert(0) += sign,
-            Buffer::GroupValues(m) => {
+        let x = match &mut self.buffers[i] {
+            Buffer::GroupCounts(m) => {
+                *m.entry(g).or_insert(0) += sign;
+                return;
+            }
+            Buffer::GroupValues(_) => {
                 let hint = &mut self.hints[i][a.group_by.len() + a.extra.len()];
                 let x = a
                     .measure
                     .as_ref()
                     .and_then(|f| row.position_hinted(f, hint))
                     .and_then(|at| row.fields[at].1.as_f64());
-                if let Some(x) = x {
-                    add_weighted(m.entry(g).or_default(), x, sign);
-                }
+                let Some(x) = x else { return };
+                x
             }
-            _ => unreachable!("update_group is called for grouped aggregates"),
+            _ => 0.0,
+        };
+        let s = &mut self.staged[i];
+        s.groups.push((g, sign, x));
+        if s.groups.len() >= STAGE {
+            self.apply_staged_of(i);
         }
     }
 
@@ -762,7 +783,7 @@ impl AggBuffers {
     /// Number of pending keys (for commit sizing), staged updates counted
     /// as keys.
     pub fn pending(&self) -> usize {
-        let staged: usize = self.staged.iter().map(|s| s.items.len()).sum();
+        let staged: usize = self.staged.iter().map(|s| s.items.len() + s.groups.len()).sum();
         self.buffers.iter().map(Buffer::len).sum::<usize>() + staged
     }
 }

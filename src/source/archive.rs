@@ -283,10 +283,27 @@ thread_local! {
 /// offset from [`scan`]). Each file is one batch whose lines are read by
 /// the worker that prepares it ([`Batch::lines`]), so files are read and
 /// decompressed in parallel and records are never copied.
+///
+/// The files ahead of the one polled (up to [`PREFETCH_BYTES`] and
+/// [`PREFETCH_FILES`]) are announced to the kernel (`POSIX_FADV_WILLNEED`),
+/// which reads what it does not hold in the background: archive objects
+/// are small, the kernel's readahead stops at the end of each, and the
+/// workers read them one at a time each, so without this a cold archive
+/// (or pages the cache let go) is read at a queue depth of two, with a
+/// worker blocked on each read.
 pub struct ArchiveSource {
     files: std::vec::IntoIter<ArchiveFile>,
     size: u64,
+    /// How many of the files not yet polled (from the front) were announced,
+    /// and their bytes.
+    announced: usize,
+    announced_bytes: u64,
 }
+
+/// Bytes of files announced ahead of the one polled.
+pub const PREFETCH_BYTES: u64 = 64 << 20;
+/// Files announced ahead of the one polled.
+pub const PREFETCH_FILES: usize = 512;
 
 impl ArchiveSource {
     pub fn new(files: Vec<ArchiveFile>) -> Self {
@@ -294,6 +311,60 @@ impl ArchiveSource {
         ArchiveSource {
             files: files.into_iter(),
             size,
+            announced: 0,
+            announced_bytes: 0,
+        }
+    }
+
+    /// Announces files ahead until the window is full (see the type's docs).
+    fn announce(&mut self) {
+        let ahead = self.files.as_slice();
+        let (n, bytes) = prefetch_window(ahead.iter().map(|f| f.size), self.announced, self.announced_bytes);
+        for f in &ahead[self.announced..n] {
+            will_need(&f.path);
+        }
+        self.announced = n;
+        self.announced_bytes = bytes;
+    }
+}
+
+/// The files (from the front of `sizes`) and bytes announced once the
+/// window is full, given `done` files of `done_bytes` already announced:
+/// at least one file past those announced while under the limits (pure).
+pub fn prefetch_window(sizes: impl Iterator<Item = u64>, done: usize, done_bytes: u64) -> (usize, u64) {
+    let (mut n, mut bytes) = (done, done_bytes);
+    for size in sizes.skip(done) {
+        if n >= PREFETCH_FILES || bytes >= PREFETCH_BYTES {
+            break;
+        }
+        n += 1;
+        bytes += size;
+    }
+    (n, bytes)
+}
+
+/// Asks the kernel to read a file into its cache in the background; a
+/// failure only costs the prefetch (the read reports it).
+///
+/// Opened non-blocking: opening a FIFO (or a device) for reading would
+/// otherwise wait for a writer, and the source with it, on a file that is
+/// not even next (regression:
+/// `tests/hostile.rs::regression_sigint_stops_a_replay_cleanly_and_it_resumes`,
+/// whose archive holds a FIFO). Only regular files are advised.
+fn will_need(path: &Path) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+    if let Ok(f) = opened {
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            return;
+        }
+        // SAFETY: a valid open descriptor; the call only advises the kernel.
+        unsafe {
+            libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
         }
     }
 }
@@ -317,9 +388,13 @@ impl ArchiveFile {
 
 impl Source for ArchiveSource {
     fn poll(&mut self) -> Result<Poll, SourceError> {
+        self.announce();
         let Some(f) = self.files.next() else {
             return Ok(Poll::Done);
         };
+        // It was announced (the window holds at least one file).
+        self.announced -= 1;
+        self.announced_bytes -= f.size;
         Ok(Poll::Batch(Batch {
             topic: f.topic.clone(),
             partition: f.partition,
@@ -340,6 +415,57 @@ impl Source for ArchiveSource {
 mod tests {
     use super::*;
     use crate::source::select::parse_time;
+
+    /// The window fills to its limits, always takes one file past what was
+    /// announced while under them (so the file polled next was announced),
+    /// and takes a file bigger than the whole window alone.
+    #[test]
+    fn the_prefetch_window_stays_within_its_limits_and_covers_the_next_file() {
+        let small = vec![1u64 << 20; 1000];
+        let (n, bytes) = prefetch_window(small.iter().copied(), 0, 0);
+        assert_eq!((n, bytes), (64, 64 << 20), "64 files of 1 MiB fill 64 MiB");
+        // One polled: the window slides by one.
+        assert_eq!(
+            prefetch_window(small.iter().copied().skip(1), n - 1, bytes - (1 << 20)),
+            (64, 64 << 20)
+        );
+        let tiny = vec![100u64; 2000];
+        assert_eq!(prefetch_window(tiny.iter().copied(), 0, 0).0, PREFETCH_FILES);
+        let huge = [1u64 << 40, 1];
+        assert_eq!(prefetch_window(huge.iter().copied(), 0, 0), (1, 1 << 40));
+        assert_eq!(prefetch_window(huge.iter().copied().skip(1), 0, 0), (1, 1));
+        assert_eq!(prefetch_window(std::iter::empty(), 0, 0), (0, 0));
+    }
+
+    /// Every file of a source is polled once, in order, with the prefetch
+    /// window (regression guard for its bookkeeping: a file taken that was
+    /// not counted as announced would underflow).
+    #[test]
+    fn a_source_polls_every_file_once_in_order_while_prefetching() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        for i in 0..700i64 {
+            let path = dir.path().join(format!("t+0+{:010}.json", i));
+            std::fs::write(&path, format!("{{\"ind\":{i}}}\n")).unwrap();
+            files.push(ArchiveFile {
+                topic: "t".into(),
+                partition: 0,
+                start_offset: i,
+                size: std::fs::metadata(&path).unwrap().len(),
+                path,
+                gzip: false,
+            });
+        }
+        let mut source = ArchiveSource::new(files);
+        let mut seen = Vec::new();
+        while let Poll::Batch(b) = source.poll().unwrap() {
+            let mut got = Vec::new();
+            let err = (b.lines.unwrap())(&mut |offset, _| got.push(offset));
+            assert!(err.is_none());
+            seen.extend(got);
+        }
+        assert_eq!(seen, (0..700).collect::<Vec<_>>());
+    }
 
     #[test]
     fn names_parse() {
