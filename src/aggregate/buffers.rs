@@ -214,6 +214,9 @@ pub struct AggBuffers {
     staged: Vec<Staged>,
     watermarks: Vec<Option<i64>>,
     wm_dirty: Vec<bool>,
+    /// Per aggregate, the oldest window start kept and the watermark it
+    /// was computed for.
+    cutoffs: Vec<Option<(i64, i64)>>,
     /// Event times above this are "too far in the future" (wall clock +
     /// skew, refreshed at each commit).
     future_limit: i64,
@@ -312,6 +315,7 @@ impl AggBuffers {
             buffers: topo.aggregates.iter().map(Buffer::of).collect(),
             staged: topo.aggregates.iter().map(|_| Staged::default()).collect(),
             wm_dirty: vec![false; watermarks.len()],
+            cutoffs: vec![None; watermarks.len()],
             watermarks,
             future_limit: i64::MAX,
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW_SECS,
@@ -387,6 +391,7 @@ impl AggBuffers {
             staged: self.buffers.iter().map(|_| Staged::default()).collect(),
             watermarks: self.watermarks.clone(),
             wm_dirty: vec![false; self.watermarks.len()],
+            cutoffs: vec![None; self.watermarks.len()],
             future_limit: self.future_limit,
             max_future_skew: self.max_future_skew,
             fixed_now: self.fixed_now,
@@ -608,14 +613,25 @@ impl AggBuffers {
             self.watermarks[i] = Some(t);
             self.wm_dirty[i] = true;
         }
-        let start = t.div_euclid(w.size) * w.size;
         if let Some(wm) = self.watermarks[i] {
-            if start < oldest_kept(wm, w.size, w.retention) {
+            // The cutoff is a window start, so `t < cutoff` exactly when the
+            // window's start is: no division for a row that is late (most
+            // rows of a batch replay over months of history), and the
+            // cutoff is computed again only when the watermark moved.
+            let cutoff = match self.cutoffs[i] {
+                Some((at, c)) if at == wm => c,
+                _ => {
+                    let c = oldest_kept(wm, w.size, w.retention);
+                    self.cutoffs[i] = Some((wm, c));
+                    c
+                }
+            };
+            if t < cutoff {
                 self.stats.late += 1;
                 return None;
             }
         }
-        Some(Some(start))
+        Some(Some(t.div_euclid(w.size) * w.size))
     }
 
     fn is_grouped(&self, i: usize) -> bool {
@@ -888,6 +904,22 @@ mod tests {
             })
             .collect();
         assert_eq!(got, values);
+    }
+
+    /// The late check compares the event time with the cutoff instead of
+    /// the window start: the same answer for every time around cutoffs of
+    /// several sizes, negative times included.
+    #[test]
+    fn late_by_time_is_late_by_window_start() {
+        for (size, retention) in [(10i64, 25i64), (3600, 30 * 86_400), (86_400, 86_400), (7, 0)] {
+            for wm in [-1_000i64, -7, 0, 5, 99, 100, 1_000_003, 2_592_000 + 17] {
+                let cutoff = oldest_kept(wm, size, retention);
+                for t in (cutoff - 3 * size - 2)..(cutoff + 3 * size + 2) {
+                    let start = t.div_euclid(size) * size;
+                    assert_eq!(t < cutoff, start < cutoff, "t {t} size {size} wm {wm}");
+                }
+            }
+        }
     }
 
     #[test]
