@@ -111,11 +111,15 @@ echo "upload: $OBJECTS objects by $how in $(awk -v a="$up_start" -v b="$(date +%
 
 wall() { # archive, extra args... -> seconds
   local a=$1; shift
-  { /usr/bin/time -f '%e' "$BIN" replay --archive "$a" --quiet "$@" >/dev/null; } 2>&1 | tail -1
+  { /usr/bin/time -f '%e %U %S' "$BIN" replay --archive "$a" --quiet "$@" >/dev/null; } 2>&1 | tail -1
 }
 for i in $(seq 1 "$RUNS"); do
   l=$(wall "$DIR")
   s=$(wall "s3://$BUCKET" --s3-endpoint "$ENDPOINT")
+  # wall, then pinstream's own user and system CPU seconds (the rest of
+  # the two cores went to the S3 server).
   awk -v i="$i" -v l="$l" -v s="$s" -v n="$OBJECTS" 'BEGIN{
-    printf "round %d: local %.2f s (%.0f objects/s), S3 %.2f s (%.0f objects/s), S3/local %.2f\n", i, l, n/l, s, n/s, s/l}'
+    split(l, L, " "); split(s, S, " ")
+    printf "round %d: local %.2f s (%.0f objects/s), S3 %.2f s (%.0f objects/s), S3/local %.2f; pinstream CPU local %.2f s, S3 %.2f s\n",
+      i, L[1], n/L[1], S[1], n/S[1], S[1]/L[1], L[2]+L[3], S[2]+S[3]}'
 done

@@ -253,6 +253,35 @@ pub fn replay(
     dead: &mut DeadLetterSink<'_>,
 ) -> Result<(Engine, ReplaySummary), ReplayError> {
     let started = Instant::now();
+    std::thread::scope(|scope| {
+        // A temporary state is new and empty, so RocksDB's open (creating
+        // a dozen column families one by one, about 50 ms serial) runs
+        // while the archive is listed. A kept one opens after the listing,
+        // as before: a wrong --archive leaves no state dir behind.
+        let early = (opts.durability == Durability::Ephemeral).then(|| {
+            let topo = topo.clone();
+            scope.spawn(move || open_engine(topo, opts))
+        });
+        let open = || match early {
+            Some(h) => h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            None => open_engine(topo.clone(), opts),
+        };
+        replay_opened(topo.clone(), opts, dead, started, open)
+    })
+}
+
+fn open_engine(topo: Arc<Topology>, opts: &ReplayOptions) -> Result<Engine, ReplayError> {
+    Ok(Engine::open(topo, &opts.state_dir, opts.cache_keys, opts.durability)?)
+}
+
+/// [`replay`] with the engine from `open` (called once the source is ready).
+fn replay_opened(
+    topo: Arc<Topology>,
+    opts: &ReplayOptions,
+    dead: &mut DeadLetterSink<'_>,
+    started: Instant,
+    open: impl FnOnce() -> Result<Engine, ReplayError>,
+) -> Result<(Engine, ReplaySummary), ReplayError> {
     let archive = opts.archive.to_string_lossy();
     if S3Url::is_s3(&archive) {
         let url = S3Url::parse(&archive)?;
@@ -267,7 +296,7 @@ pub fn replay(
         source.select(opts.select.clone());
         let stats = source.stats.clone();
         let progress = Progress::new(progress_bar(opts, 0), Some(stats.clone()));
-        let engine = run(topo, opts, source, &source_of, dead, progress, &mut summary);
+        let engine = run(open, opts, source, &source_of, dead, progress, &mut summary);
         summary.files = stats.objects.load(Ordering::Relaxed) as usize;
         summary.bytes = stats.bytes.load(Ordering::Relaxed);
         if let Ok(mut skipped) = stats.skipped.lock() {
@@ -313,7 +342,7 @@ pub fn replay(
     summary.pruned_dirs = pruned_dirs;
     let progress = Progress::new(progress_bar(opts, summary.bytes), None);
     let engine = run(
-        topo,
+        open,
         opts,
         ArchiveSource::new(files),
         &source_of,
@@ -400,7 +429,7 @@ fn progress_bar(opts: &ReplayOptions, total: u64) -> indicatif::ProgressBar {
 /// Opens the engine and drives `source` through it, keeping only the
 /// records of `--offsets` if it was given.
 fn run<S: Source>(
-    topo: Arc<Topology>,
+    open: impl FnOnce() -> Result<Engine, ReplayError>,
     opts: &ReplayOptions,
     source: S,
     source_of: &HashMap<String, usize>,
@@ -410,7 +439,7 @@ fn run<S: Source>(
 ) -> Result<Engine, ReplayError> {
     match opts.select.offsets {
         Some((from, to)) => run_all(
-            topo,
+            open,
             opts,
             OffsetRange {
                 inner: source,
@@ -422,12 +451,12 @@ fn run<S: Source>(
             progress,
             summary,
         ),
-        None => run_all(topo, opts, source, source_of, dead, progress, summary),
+        None => run_all(open, opts, source, source_of, dead, progress, summary),
     }
 }
 
 fn run_all<S: Source>(
-    topo: Arc<Topology>,
+    open: impl FnOnce() -> Result<Engine, ReplayError>,
     opts: &ReplayOptions,
     source: S,
     source_of: &HashMap<String, usize>,
@@ -435,7 +464,7 @@ fn run_all<S: Source>(
     mut progress: Progress,
     summary: &mut ReplaySummary,
 ) -> Result<Engine, ReplayError> {
-    let mut engine = Engine::open(topo, &opts.state_dir, opts.cache_keys, opts.durability)?;
+    let mut engine = open()?;
     engine.set_max_future_skew(opts.max_future_skew);
     if let Some(stop) = &opts.stop {
         engine.set_stop(stop.clone());
