@@ -41,6 +41,12 @@ pub mod text;
 pub mod year;
 
 /// What runs: edit the record, or reject it with a reason.
+///
+/// Invariant: which names `apply` leaves in a record, and in what order,
+/// depends on the names it is given alone, not on the values (a field an
+/// operator writes, it writes on every record, null if it has nothing).
+/// `JoinedRow::fill` relies on it: it keeps the fields the post-join
+/// operators added to the last row, nulled, instead of removing them.
 pub trait Operator: Send + Sync + std::fmt::Debug {
     fn apply(&self, rec: &mut Record) -> Result<(), String>;
 }
