@@ -505,21 +505,20 @@ impl AggBuffers {
         (self.window_prefix(i, a, row, sign) && self.tuple_key(i, a, row)).then(|| self.key.clone())
     }
 
+    /// The row's measure for aggregate `i` (a quantile aggregate's value),
+    /// if it is a number.
+    fn measure(&mut self, i: usize, a: &Aggregate, row: &Record) -> Option<f64> {
+        let hint = &mut self.hints[i][a.group_by.len() + a.extra.len()];
+        let at = row.position_hinted(a.measure.as_ref()?, hint)?;
+        row.fields[at].1.as_f64()
+    }
+
     /// Stages one update of aggregate `i` (applied by [`AggBuffers::apply_staged_of`]).
     fn update(&mut self, i: usize, a: &Aggregate, key: &[u8], row: &Record, sign: i64) {
         let x = match &self.buffers[i] {
             Buffer::Counts(_) | Buffer::GroupCounts(_) => 0.0,
             Buffer::Values(_) | Buffer::GroupValues(_) => {
-                let n = a.group_by.len() + a.extra.len();
-                let hint = &mut self.hints[i][n];
-                let Some(x) = a
-                    .measure
-                    .as_ref()
-                    .and_then(|f| row.position_hinted(f, hint))
-                    .and_then(|at| row.fields[at].1.as_f64())
-                else {
-                    return;
-                };
+                let Some(x) = self.measure(i, a, row) else { return };
                 x
             }
         };
@@ -673,17 +672,24 @@ impl AggBuffers {
         if self.ids[at] != NONE {
             return self.ids[at];
         }
-        let (start, end) = self.spans[at];
-        let id = if end > start {
-            self.interner.intern(&self.row_keys[start as usize..end as usize])
-        } else {
-            let start = self.row_keys.len();
-            encode_key(v, &mut self.row_keys);
-            self.spans[at] = (start as u32, self.row_keys.len() as u32);
-            self.interner.intern(&self.row_keys[start..])
-        };
+        let span = self.row_component(at, v);
+        let id = self.interner.intern(&self.row_keys[span]);
         self.ids[at] = id;
         id
+    }
+
+    /// Where field `at`'s encoded key component lies in `row_keys`,
+    /// encoding it there the first time this row asks (while `cached`).
+    #[inline]
+    fn row_component(&mut self, at: usize, v: &Value) -> std::ops::Range<usize> {
+        let (start, end) = self.spans[at];
+        if end > start {
+            return start as usize..end as usize;
+        }
+        let start = self.row_keys.len();
+        encode_key(v, &mut self.row_keys);
+        self.spans[at] = (start as u32, self.row_keys.len() as u32);
+        start..self.row_keys.len()
     }
 
     /// One update of grouped aggregate `i`: a count straight into its map
@@ -697,13 +703,7 @@ impl AggBuffers {
                 return;
             }
             Buffer::GroupValues(_) => {
-                let hint = &mut self.hints[i][a.group_by.len() + a.extra.len()];
-                let x = a
-                    .measure
-                    .as_ref()
-                    .and_then(|f| row.position_hinted(f, hint))
-                    .and_then(|at| row.fields[at].1.as_f64());
-                let Some(x) = x else { return };
+                let Some(x) = self.measure(i, a, row) else { return };
                 x
             }
             _ => 0.0,
@@ -746,15 +746,8 @@ impl AggBuffers {
             encode_key(v, &mut self.key);
             return;
         }
-        let (start, end) = self.spans[at];
-        if end > start {
-            extend_short(&mut self.key, &self.row_keys[start as usize..end as usize]);
-            return;
-        }
-        let start = self.row_keys.len();
-        encode_key(v, &mut self.row_keys);
-        self.spans[at] = (start as u32, self.row_keys.len() as u32);
-        extend_short(&mut self.key, &self.row_keys[start..]);
+        let span = self.row_component(at, v);
+        extend_short(&mut self.key, &self.row_keys[span]);
     }
 
     /// One hint per field each aggregate reads (see `hints`).

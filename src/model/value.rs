@@ -336,14 +336,12 @@ impl Record {
     /// operators' lookups were 15% of a batch replay's final pass).
     #[inline]
     pub fn find(&self, name: &str, hint: &Hint) -> Option<usize> {
-        let h = hint.0.load(std::sync::atomic::Ordering::Relaxed) as usize;
-        if let Some((n, _)) = self.fields.get(h) {
-            if same_name(n, name) {
-                return Some(h);
-            }
+        let was = hint.0.load(std::sync::atomic::Ordering::Relaxed) as usize;
+        let mut at = was;
+        let i = self.position_hinted(name, &mut at)?;
+        if at != was {
+            hint.0.store(at as u32, std::sync::atomic::Ordering::Relaxed);
         }
-        let i = self.position(name)?;
-        hint.0.store(i as u32, std::sync::atomic::Ordering::Relaxed);
         Some(i)
     }
 
