@@ -296,7 +296,18 @@ fn replay_opened(
         source.select(opts.select.clone());
         let stats = source.stats.clone();
         let progress = Progress::new(progress_bar(opts, 0), Some(stats.clone()));
-        let engine = run(open, opts, source, &source_of, dead, progress, &mut summary);
+        let engine = run(
+            Opening {
+                topo: topo.clone(),
+                open,
+            },
+            opts,
+            source,
+            &source_of,
+            dead,
+            progress,
+            &mut summary,
+        );
         summary.files = stats.objects.load(Ordering::Relaxed) as usize;
         summary.bytes = stats.bytes.load(Ordering::Relaxed);
         if let Ok(mut skipped) = stats.skipped.lock() {
@@ -342,7 +353,10 @@ fn replay_opened(
     summary.pruned_dirs = pruned_dirs;
     let progress = Progress::new(progress_bar(opts, summary.bytes), None);
     let engine = run(
-        open,
+        Opening {
+            topo: topo.clone(),
+            open,
+        },
         opts,
         ArchiveSource::new(files),
         &source_of,
@@ -428,8 +442,16 @@ fn progress_bar(opts: &ReplayOptions, total: u64) -> indicatif::ProgressBar {
 
 /// Opens the engine and drives `source` through it, keeping only the
 /// records of `--offsets` if it was given.
+/// The engine a replay applies to: its topology at once, the engine
+/// itself when `open` returns (for a temporary state, while reading has
+/// started: [`driver::drive_opening`]).
+struct Opening<F> {
+    topo: Arc<Topology>,
+    open: F,
+}
+
 fn run<S: Source>(
-    open: impl FnOnce() -> Result<Engine, ReplayError>,
+    engine: Opening<impl FnOnce() -> Result<Engine, ReplayError>>,
     opts: &ReplayOptions,
     source: S,
     source_of: &HashMap<String, usize>,
@@ -439,7 +461,7 @@ fn run<S: Source>(
 ) -> Result<Engine, ReplayError> {
     match opts.select.offsets {
         Some((from, to)) => run_all(
-            open,
+            engine,
             opts,
             OffsetRange {
                 inner: source,
@@ -451,12 +473,12 @@ fn run<S: Source>(
             progress,
             summary,
         ),
-        None => run_all(open, opts, source, source_of, dead, progress, summary),
+        None => run_all(engine, opts, source, source_of, dead, progress, summary),
     }
 }
 
 fn run_all<S: Source>(
-    open: impl FnOnce() -> Result<Engine, ReplayError>,
+    Opening { topo, open }: Opening<impl FnOnce() -> Result<Engine, ReplayError>>,
     opts: &ReplayOptions,
     source: S,
     source_of: &HashMap<String, usize>,
@@ -464,12 +486,15 @@ fn run_all<S: Source>(
     mut progress: Progress,
     summary: &mut ReplaySummary,
 ) -> Result<Engine, ReplayError> {
-    let mut engine = open()?;
-    engine.set_max_future_skew(opts.max_future_skew);
-    if let Some(stop) = &opts.stop {
-        engine.set_stop(stop.clone());
-    }
-    engine.set_batch_plan(opts.batch_plan);
+    let configured = || -> Result<Engine, ReplayError> {
+        let mut engine = open()?;
+        engine.set_max_future_skew(opts.max_future_skew);
+        if let Some(stop) = &opts.stop {
+            engine.set_stop(stop.clone());
+        }
+        engine.set_batch_plan(opts.batch_plan);
+        Ok(engine)
+    };
     let policy = CommitPolicy {
         every_records: Some(opts.commit_every),
         interval: None,
@@ -479,18 +504,19 @@ fn run_all<S: Source>(
         inner: source,
         stop: opts.stop.clone().unwrap_or_default(),
     };
-    let run = driver::drive(
-        &mut engine,
-        source,
-        source_of,
-        driver::Sinks {
-            dead,
-            archive: None,
-            bad_objects: opts.bad_objects,
-        },
-        policy,
-        &mut progress,
-    )?;
+    let sinks = driver::Sinks {
+        dead,
+        archive: None,
+        bad_objects: opts.bad_objects,
+    };
+    let (engine, run) = if opts.durability == Durability::Ephemeral {
+        // New and empty (see `replay`): reading starts while it opens.
+        driver::drive_opening(topo, configured, source, source_of, sinks, policy, &mut progress)?
+    } else {
+        let mut engine = configured()?;
+        let run = driver::drive(&mut engine, source, source_of, sinks, policy, &mut progress)?;
+        (engine, run)
+    };
     progress.bar.finish_and_clear();
     summary.records = run.delivered;
     summary.already_done = run.skipped;

@@ -3,10 +3,10 @@
 //! [`CommitPolicy`].
 //!
 //! Two stages:
-//! 1. a reader thread owns the source: it polls batches, skips every record
-//!    whose position is already in the state (or was delivered earlier in
-//!    this run), and prepares the rest in parallel (rayon), a group of up to
-//!    32 MB or 20 ms at a time;
+//! 1. a reader thread owns the source ([`super::reader`]): it polls
+//!    batches, skips every record whose position is already in the state
+//!    (or was delivered earlier in this run), and prepares the rest in
+//!    parallel (rayon), a group of up to 32 MB or 20 ms at a time;
 //! 2. the calling thread owns the engine: it applies prepared records in
 //!    the order the source delivered them, sends rejects to the dead-letter
 //!    sink, marks positions, and commits when the policy says.
@@ -21,19 +21,17 @@
 //!   commit, the last one included.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-
-use rayon::prelude::*;
 
 pub use super::commit::CommitPolicy;
 use super::commit::Committer;
-use super::prepare::prepare_into;
+use super::reader::{CommitSender, Item, Msg, Reader, Ready};
 use super::{Engine, EngineStats};
-use crate::model::offsets::{Positions, Ranges};
+use crate::model::offsets::Positions;
 use crate::sink::archive::{ArchiveSink, Consumed};
 use crate::sink::{DeadLetter, DeadLetterSink, SinkError};
-use crate::source::{Batch, Poll, RawRecord, Source, SourceError};
+use crate::source::{Source, SourceError};
 use crate::state::store::StoreError;
 use crate::topology::Topology;
 
@@ -159,51 +157,6 @@ impl Default for RunStats {
     }
 }
 
-enum Item {
-    /// Prepared: the key is `buf[at..at + key]`, the row the next `row`
-    /// bytes of the batch's buffer ([`Ready::buf`]).
-    Ok {
-        at: usize,
-        key: usize,
-        row: usize,
-    },
-    /// Rejected: the reason and the raw record.
-    Dead(String, Vec<u8>),
-    Done,
-}
-
-/// A batch after stage 1: what the engine needs of it. The raw records
-/// are dropped on the worker that prepared them (only dead letters keep
-/// theirs), so the engine thread frees nothing it did not allocate.
-struct Ready {
-    topic: String,
-    partition: i32,
-    file: Option<String>,
-    read_error: Option<String>,
-    size: u64,
-    polled_ms: Option<i64>,
-    source: usize,
-    /// (offset, produce time, what became of it), in delivery order.
-    items: Vec<(i64, Option<i64>, Item)>,
-    /// The prepared keys and rows of `items`, back to back.
-    buf: Vec<u8>,
-    /// The raw records of `items`, kept only for an archiver.
-    raw: Vec<RawRecord>,
-}
-
-enum Msg {
-    Ready(Vec<Ready>),
-    Failed(SourceError),
-}
-
-/// Stage 1's group limits: enough work to spread over the cores, little
-/// enough to keep live latency low.
-const GROUP_BYTES: u64 = 32 << 20;
-const GROUP_TIME: Duration = Duration::from_millis(20);
-
-/// Most items a batch's list reserves before it knows its record count.
-const ITEMS_GUESS_CAP: usize = 1 << 16;
-
 fn reason_class(reason: &str) -> String {
     reason.split(':').next().unwrap_or(reason).chars().take(60).collect()
 }
@@ -219,56 +172,55 @@ pub fn drive<S: Source>(
     policy: CommitPolicy,
     observer: &mut dyn Observer,
 ) -> Result<RunStats, DriverError> {
-    let keep_raw = sinks.archive.is_some();
     source.resume(engine.positions())?;
-    let topo = engine.topology().clone();
-    let mut seen = Positions::load(engine.positions().all().map(|(k, v)| (k.clone(), v.clone())));
-    let (tx, rx) = mpsc::sync_channel::<Msg>(1);
-    let (commit_tx, commit_rx) = mpsc::channel::<Vec<((String, i32), i64)>>();
-    std::thread::scope(|scope| {
-        let topo = &topo;
-        scope.spawn(move || {
-            let mut done = false;
-            while !done {
-                while let Ok(c) = commit_rx.try_recv() {
-                    source.committed(&c);
-                }
-                let mut group = Vec::new();
-                let (mut weight, started) = (0u64, Instant::now());
-                loop {
-                    match source.poll() {
-                        Ok(Poll::Batch(b)) => {
-                            weight += b.weight.max(b.records.iter().map(|r| r.bytes.len() as u64).sum());
-                            group.push(b);
-                            if weight > GROUP_BYTES || started.elapsed() > GROUP_TIME {
-                                break;
-                            }
-                        }
-                        Ok(Poll::Idle) => break,
-                        Ok(Poll::Done) => {
-                            done = true;
-                            break;
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Msg::Failed(e));
-                            return;
-                        }
-                    }
-                }
-                if !group.is_empty() {
-                    let ready = prepare_group(topo, source_of, &mut seen, group, keep_raw);
-                    if tx.send(Msg::Ready(ready)).is_err() {
-                        return; // the engine stopped (error)
-                    }
-                }
-            }
-            drop(tx);
-            // The engine's last commits still reach the source.
-            for c in commit_rx {
-                source.committed(&c);
-            }
-        });
+    let reader = Reader {
+        topo: &engine.topology().clone(),
+        source_of,
+        seen: Positions::load(engine.positions().all().map(|(k, v)| (k.clone(), v.clone()))),
+        keep_raw: sinks.archive.is_some(),
+    };
+    reader.beside(source, |rx, commit_tx| {
         apply_all(engine, rx, commit_tx, sinks, policy, observer)
+    })
+}
+
+/// [`drive`] for a new, empty state whose engine is still opening (a
+/// temporary replay's RocksDB creates its column families one by one,
+/// tens of milliseconds): reading and preparing start at once, with no
+/// positions, and `open` (which waits for the engine) is called while the
+/// first groups are prepared; the engine applies them once it is open.
+///
+/// Invariant: the opened engine holds no positions (checked: an engine
+/// that does would have been given records it already holds, so that is
+/// an error, before anything is applied).
+pub fn drive_opening<S: Source, E: From<DriverError>>(
+    topo: Arc<Topology>,
+    open: impl FnOnce() -> Result<Engine, E>,
+    mut source: S,
+    source_of: &HashMap<String, usize>,
+    sinks: Sinks<'_, '_>,
+    policy: CommitPolicy,
+    observer: &mut dyn Observer,
+) -> Result<(Engine, RunStats), E> {
+    source.resume(&Positions::default()).map_err(DriverError::from)?;
+    let reader = Reader {
+        topo: &topo,
+        source_of,
+        seen: Positions::default(),
+        keep_raw: sinks.archive.is_some(),
+    };
+    reader.beside(source, |rx, commit_tx| {
+        // On an error here `rx` is dropped: the reader stops at its next send.
+        let mut engine = open()?;
+        if engine.positions().all().next().is_some() {
+            return Err(DriverError::from(StoreError::Corrupt {
+                path: Default::default(),
+                what: "a state opened as new holds positions".into(),
+            })
+            .into());
+        }
+        let stats = apply_all(&mut engine, rx, commit_tx, sinks, policy, observer)?;
+        Ok((engine, stats))
     })
 }
 
@@ -308,100 +260,6 @@ pub enum BadObjects {
     Skip,
 }
 
-/// Stage 1 for one group: read (lazy batches) and prepare in parallel,
-/// skipping what the state or an earlier group holds; then, in delivery
-/// order, skip what an earlier batch of this group delivered and note the
-/// group's positions.
-fn prepare_group(
-    topo: &Topology,
-    source_of: &HashMap<String, usize>,
-    seen: &mut Positions,
-    group: Vec<Batch>,
-    keep_raw: bool,
-) -> Vec<Ready> {
-    let flagged: Vec<(Batch, usize, Option<Ranges>)> = group
-        .into_iter()
-        .filter_map(|b| {
-            let src = *source_of.get(&b.topic)?;
-            let before = seen.get(&b.topic, b.partition).cloned();
-            Some((b, src, before))
-        })
-        .collect();
-    let mut ready: Vec<Ready> = flagged
-        .into_par_iter()
-        .map(|(mut batch, source, done)| {
-            // Lazy lines have no count yet: guess from the decoded bytes
-            // (records of the emulated topics are 100-800 bytes), so the
-            // list is not grown (copied) a dozen times per object; capped,
-            // so a huge object does not reserve memory for a guess.
-            let guess = if batch.lines.is_some() {
-                (batch.weight as usize / 128).min(ITEMS_GUESS_CAP)
-            } else {
-                0
-            };
-            let mut items = Vec::with_capacity(batch.records.len().max(guess));
-            // Projected rows are about a fifth of the raw record.
-            let mut buf = Vec::with_capacity(batch.weight.max(batch.size) as usize / 4);
-            let mut one = |offset: i64, produced_ms: Option<i64>, bytes: &[u8], owned: Option<Vec<u8>>| {
-                let item = if done.as_ref().is_some_and(|d| d.contains(offset)) {
-                    Item::Done
-                } else {
-                    let at = buf.len();
-                    match prepare_into(topo, source, bytes, &mut buf) {
-                        Ok(key) => Item::Ok {
-                            at,
-                            key,
-                            row: buf.len() - at - key,
-                        },
-                        Err(reason) => Item::Dead(reason, owned.unwrap_or_else(|| bytes.to_vec())),
-                    }
-                };
-                items.push((offset, produced_ms, item));
-            };
-            let records = std::mem::take(&mut batch.records);
-            for r in &records {
-                one(r.offset, r.produced_ms, &r.bytes, None);
-            }
-            let mut read_error = batch.read_error.take();
-            if let Some(lines) = batch.lines.take() {
-                read_error = read_error.or(lines(&mut |offset, bytes| one(offset, None, bytes, None)));
-            }
-            Ready {
-                topic: batch.topic,
-                partition: batch.partition,
-                file: batch.file.map(|p| p.display().to_string()),
-                read_error,
-                size: batch.size,
-                polled_ms: batch.polled_ms,
-                source,
-                items,
-                buf,
-                // Archivable only when every item has its raw record
-                // (sources that archive deliver records, not lazy lines).
-                raw: if keep_raw { records } else { Vec::new() },
-            }
-        })
-        .collect();
-    for r in &mut ready {
-        // A record delivered twice within one group (a re-read partition,
-        // overlapping archive files) counts once.
-        if let Some(d) = seen.get(&r.topic, r.partition) {
-            let first = r.items.first().map_or(i64::MAX, |i| i.0);
-            if d.ranges().last().is_some_and(|last| last.1 > first) {
-                for (offset, _, item) in &mut r.items {
-                    if d.contains(*offset) {
-                        *item = Item::Done;
-                    }
-                }
-            }
-        }
-        for (start, end) in runs(r.items.iter().map(|(o, _, _)| (*o, true))) {
-            seen.mark_range(&r.topic, r.partition, start, end);
-        }
-    }
-    ready
-}
-
 /// The start offset an archive object's name carries (`…/t+0+0000000500.json`).
 fn start_offset_of(file: &str) -> Option<i64> {
     let name = file.rsplit('/').next()?;
@@ -409,7 +267,7 @@ fn start_offset_of(file: &str) -> Option<i64> {
 }
 
 /// Runs `[start, end)` of consecutive offsets among those flagged true.
-fn runs(offsets: impl Iterator<Item = (i64, bool)>) -> Vec<(i64, i64)> {
+pub(super) fn runs(offsets: impl Iterator<Item = (i64, bool)>) -> Vec<(i64, i64)> {
     let mut out: Vec<(i64, i64)> = Vec::new();
     for (o, keep) in offsets {
         if !keep {
@@ -427,7 +285,7 @@ fn runs(offsets: impl Iterator<Item = (i64, bool)>) -> Vec<(i64, i64)> {
 fn apply_all(
     engine: &mut Engine,
     rx: mpsc::Receiver<Msg>,
-    commit_tx: mpsc::Sender<Vec<((String, i32), i64)>>,
+    commit_tx: CommitSender,
     sinks: Sinks<'_, '_>,
     policy: CommitPolicy,
     observer: &mut dyn Observer,
@@ -592,6 +450,7 @@ fn apply_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::{Batch, Poll, RawRecord};
 
     #[test]
     fn runs_split_at_gaps_and_skipped_records() {
@@ -692,5 +551,111 @@ mod tests {
         assert!(told.windows(2).all(|w| w[0] < w[1]), "in order: {told:?}");
         assert_eq!(told.last(), Some(&n));
         assert_eq!(stats.latency_ms.len(), n as u64, "each record's latency once");
+    }
+
+    /// Batches in order, then done.
+    struct Batches(std::vec::IntoIter<Batch>);
+
+    impl Source for Batches {
+        fn poll(&mut self) -> Result<Poll, SourceError> {
+            Ok(self.0.next().map_or(Poll::Done, Poll::Batch))
+        }
+    }
+
+    fn pin_batches() -> Vec<Batch> {
+        let sample: Vec<&str> = include_str!("../../tests/fixtures/pin_sample.jsonl").lines().collect();
+        sample
+            .chunks(7)
+            .enumerate()
+            .map(|(i, chunk)| Batch {
+                topic: "t.pin".into(),
+                partition: 0,
+                records: chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(j, l)| RawRecord {
+                        offset: (i * 7 + j) as i64,
+                        bytes: l.as_bytes().to_vec(),
+                        produced_ms: None,
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    const NO_COMMITS: CommitPolicy = CommitPolicy {
+        every_records: None,
+        interval: None,
+        durable_each: false,
+    };
+
+    /// [`drive_opening`] of the pin sample into the engine `open` gives.
+    fn drive_sample_opening(
+        topo: &std::sync::Arc<Topology>,
+        open: impl FnOnce() -> Result<Engine, DriverError>,
+        source_of: &HashMap<String, usize>,
+    ) -> Result<(Engine, RunStats), DriverError> {
+        let mut dead = crate::sink::Discard;
+        let batches = Batches(pin_batches().into_iter());
+        drive_opening(
+            topo.clone(),
+            open,
+            batches,
+            source_of,
+            Sinks::dead(&mut dead),
+            NO_COMMITS,
+            &mut Quiet,
+        )
+    }
+
+    /// Reading starts before the engine is open: what was prepared
+    /// meanwhile is applied once it is, exactly as `drive` applies it; a
+    /// state that turns out to hold positions is refused before anything
+    /// is applied to it.
+    #[test]
+    fn an_engine_opened_while_reading_gets_every_record_and_a_used_state_is_refused() {
+        use crate::state::store::Durability;
+        let topo = std::sync::Arc::new(crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap());
+        let pin = topo.sources.iter().position(|s| s.name == "pin").unwrap();
+        let source_of = HashMap::from([("t.pin".to_string(), pin)]);
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut dead = crate::sink::Discard;
+        let mut direct = Engine::open(topo.clone(), a.path(), 1000, Durability::Flush).unwrap();
+        let want = drive(
+            &mut direct,
+            Batches(pin_batches().into_iter()),
+            &source_of,
+            Sinks::dead(&mut dead),
+            NO_COMMITS,
+            &mut Quiet,
+        )
+        .unwrap();
+        let open = || -> Result<Engine, DriverError> {
+            // Slower than the reading, so groups wait for the engine.
+            std::thread::sleep(Duration::from_millis(50));
+            Ok(Engine::open(topo.clone(), b.path(), 1000, Durability::Flush)?)
+        };
+        let (opened, got) = drive_sample_opening(&topo, open, &source_of).unwrap();
+        assert!(want.delivered > 0);
+        assert_eq!(
+            (got.delivered, got.skipped, got.dead_letters),
+            (want.delivered, want.skipped, want.dead_letters)
+        );
+        assert_eq!(opened.stats.joined, direct.stats.joined);
+        let positions = |e: &Engine| format!("{:?}", e.positions().get("t.pin", 0));
+        assert_eq!(positions(&opened), positions(&direct));
+        drop(opened);
+        // `a` now holds positions: opening it "as new" must fail.
+        let before = positions(&direct);
+        drop(direct);
+        let used =
+            || -> Result<Engine, DriverError> { Ok(Engine::open(topo.clone(), a.path(), 1000, Durability::Flush)?) };
+        let err = drive_sample_opening(&topo, used, &source_of)
+            .err()
+            .expect("a state with positions is refused");
+        assert!(err.to_string().contains("holds positions"), "{err}");
+        let reopened = Engine::open(topo.clone(), a.path(), 1000, Durability::Flush).unwrap();
+        assert_eq!(positions(&reopened), before, "nothing applied to the refused state");
     }
 }

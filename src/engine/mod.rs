@@ -22,6 +22,7 @@ mod batch;
 pub mod commit;
 pub mod driver;
 pub mod prepare;
+mod reader;
 
 use std::path::Path;
 use std::sync::Arc;
