@@ -706,7 +706,7 @@ impl AggBuffers {
                 let Some(x) = self.measure(i, a, row) else { return };
                 x
             }
-            _ => 0.0,
+            _ => unreachable!("update_group is called for grouped aggregates"),
         };
         let s = &mut self.staged[i];
         s.groups.push((g, sign, x));

@@ -173,8 +173,10 @@ pub fn drive<S: Source>(
     observer: &mut dyn Observer,
 ) -> Result<RunStats, DriverError> {
     source.resume(engine.positions())?;
+    // Its own handle: the engine is lent to the other stage.
+    let topo = engine.topology().clone();
     let reader = Reader {
-        topo: &engine.topology().clone(),
+        topo: &topo,
         source_of,
         seen: Positions::load(engine.positions().all().map(|(k, v)| (k.clone(), v.clone()))),
         keep_raw: sinks.archive.is_some(),
