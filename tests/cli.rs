@@ -161,3 +161,22 @@ fn a_state_dir_of_another_topology_is_refused() {
     assert_eq!(code, 1);
     assert!(err.contains("different topology"), "{err}");
 }
+
+/// A temporary replay runs only the aggregates its answer reads
+/// (`topology/answering.rs`); its answer must be the one the whole
+/// topology gives in a kept state, under either plan.
+#[test]
+fn a_temporary_replay_answers_as_a_kept_state_of_the_whole_topology() {
+    let dir = tempfile::tempdir().unwrap();
+    common::emulate(&dir.path().join("a"), 400, 7, &["--flush-size", "30"]);
+    let state = dir.path().join("state");
+    let (a, s) = (dir.path().join("a").display().to_string(), state.display().to_string());
+    let (kept, _) = common::run(&["replay", "--archive", &a, "--state-dir", &s, "--quiet"]);
+    let (later, _) = common::run(&["answers", "--state-dir", &s]);
+    assert!(kept.contains("median_follower_count") && kept.len() > 1000, "{kept}");
+    assert_eq!(kept, later);
+    for plan in ["batch", "incremental"] {
+        let (temp, _) = common::run(&["replay", "--archive", &a, "--quiet", "--plan", plan]);
+        assert_eq!(temp, kept, "--plan {plan}");
+    }
+}

@@ -48,7 +48,42 @@ fn value(k: u64) -> f64 {
 /// distinct values (coarse follower counts) but up to millions of them, so
 /// counting them as they come keeps the buffer small and leaves the commit
 /// (or a batch replay's final write) only the distinct values to sort.
-pub type Counts = rustc_hash::FxHashMap<u64, i64>;
+///
+/// Hashed with [`ValueHasher`], not Fx: see there.
+pub type Counts = std::collections::HashMap<u64, i64, std::hash::BuildHasherDefault<ValueHasher>>;
+
+/// The hasher of [`Counts`]: one folded multiply (the 128-bit product's
+/// halves xored), so every bit of the value reaches the bucket index and
+/// the control byte.
+///
+/// Fx multiplies and rotates, which keeps the product's zero low bits:
+/// an integral follower count (`4000.0`, `658.0`) has 44 or more zero low
+/// bits as an `f64`, so every value got the same control byte and the
+/// same few home buckets, and each insert compared its way along one long
+/// cluster. Regression: `integral_values_spread_over_buckets`.
+#[derive(Default, Clone, Copy)]
+pub struct ValueHasher(u64);
+
+impl std::hash::Hasher for ValueHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    #[inline]
+    fn write_u64(&mut self, x: u64) {
+        let p = u128::from(self.0 ^ x) * 0x9E37_79B9_7F4A_7C15_u128;
+        self.0 = (p as u64) ^ ((p >> 64) as u64);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// Adds `w` (−1 = a retraction) to value `x`'s count; NaN is left out.
 #[inline]
@@ -207,6 +242,22 @@ impl Sketch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Integral values (what follower counts are) must reach many bucket
+    /// indices and control bytes: under Fx they reached 64 and 1.
+    #[test]
+    fn integral_values_spread_over_buckets() {
+        use std::hash::BuildHasher;
+        let build = std::hash::BuildHasherDefault::<ValueHasher>::default();
+        let hashes: Vec<u64> = (1..=2000u64)
+            .flat_map(|n| [n as f64, (n * 1000) as f64])
+            .map(|x| build.hash_one(key(x)))
+            .collect();
+        let low: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 0xfff).collect();
+        let top: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert!(low.len() > 2000, "{} bucket indices of 4096", low.len());
+        assert!(top.len() > 120, "{} control bytes of 128", top.len());
+    }
 
     #[test]
     fn exact_sketches_do_not_depend_on_batching_and_retract_exactly() {

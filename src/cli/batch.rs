@@ -208,6 +208,17 @@ pub(crate) fn run(cmd: Command) -> Result<ExitCode> {
                 // a second signal exits at once.
                 stop: Some(super::live::signal_flag(Some(130))?),
             };
+            // A temporary state is thrown away after the answer: only the
+            // aggregates the answer reads are worth computing.
+            let topo = if temp.is_some() {
+                let cut = topo.answering_only().map_err(|errs| {
+                    let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+                    anyhow::anyhow!("the topology cut down to its answer: {}", lines.join("; "))
+                })?;
+                Arc::new(cut)
+            } else {
+                topo
+            };
             let (engine, s) = match replay::replay(topo.clone(), &opts, dead.as_mut()) {
                 Err(e) if e.is_interrupted() => {
                     match &state_dir {

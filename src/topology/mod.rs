@@ -11,6 +11,7 @@
 //! where the schema is known, aggregates, queries, columns); every source is
 //! an input of the join; aggregate and query names are unique.
 
+mod answering;
 mod query;
 
 use std::collections::HashSet;
