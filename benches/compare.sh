@@ -48,7 +48,7 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "floor" and m.get("executable"):
         print(m["executable"])')
 [ -x "$FLOOR" ] || { echo "could not build the floor program (cargo build --release --bench floor)" >&2; exit 1; }
-BIN="$CARGO_TARGET_DIR/release/pinstream"
+BIN="${PINSTREAM_BIN:-$CARGO_TARGET_DIR/release/pinstream}"
 DIR=${BENCH_DIR:-/tmp/pinstream-bench}/posts-$POSTS
 if [ ! -d "$DIR/topics" ]; then
   rm -rf "$DIR"

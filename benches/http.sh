@@ -15,7 +15,7 @@ QPS=${1:-2000}; RATE=${2:-10000}; SECONDS_=${3:-20}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pinstream-target}"
 command -v oha >/dev/null || { echo "oha not installed: cargo install oha --locked"; exit 1; }
 cargo build --release --quiet --bin pinstream
-BIN="$CARGO_TARGET_DIR/release/pinstream"
+BIN="${PINSTREAM_BIN:-$CARGO_TARGET_DIR/release/pinstream}"
 WORK=$(mktemp -d)
 cleanup() { kill ${PROD:-} ${DAEMON:-} ${TANSU_PID:-} 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT

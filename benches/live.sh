@@ -10,12 +10,14 @@
 #
 #   benches/live.sh [POSTS] [RATE] [SECONDS] [INTERVAL_MS]
 #   (defaults 100000, 10000, 30, 1000: the commit interval of step 2)
+#   PINSTREAM_BIN=path runs that binary instead of the one built here (to
+#   pair two builds; every script in benches/ takes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 POSTS=${1:-100000}; RATE=${2:-10000}; SECONDS_=${3:-30}; INTERVAL=${4:-1000}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pinstream-target}"
 cargo build --release --quiet --bin pinstream --example bare_consumer
-BIN="$CARGO_TARGET_DIR/release/pinstream"; BARE="$CARGO_TARGET_DIR/release/examples/bare_consumer"
+BIN="${PINSTREAM_BIN:-$CARGO_TARGET_DIR/release/pinstream}"; BARE="$CARGO_TARGET_DIR/release/examples/bare_consumer"
 WORK=$(mktemp -d); trap 'kill ${TANSU_PID:-} 2>/dev/null; rm -rf "$WORK"' EXIT
 if [ -z "${PINSTREAM_BENCH_BROKERS:-}" ]; then
   command -v tansu >/dev/null || { echo "tansu not installed: cargo install tansu --locked --features dynostore,libsql"; exit 1; }

@@ -16,7 +16,7 @@ RUNS=${2:-3}
 DIR=${BENCH_DIR:-/tmp/pinstream-bench}/posts-$POSTS
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pinstream-target}"
 cargo build --release --quiet
-BIN="$CARGO_TARGET_DIR/release/pinstream"
+BIN="${PINSTREAM_BIN:-$CARGO_TARGET_DIR/release/pinstream}"
 if [ ! -d "$DIR/topics" ]; then
   rm -rf "$DIR"
   "$BIN" emulate --posts "$POSTS" --archive "$DIR" --seed 100

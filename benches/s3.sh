@@ -25,7 +25,7 @@ DIR=${BENCH_DIR:-/tmp/pinstream-bench}/s3-posts-$POSTS-flush-$FLUSH
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pinstream-target}"
 export PATH="$HOME/.cargo/bin:$HOME/.pyenv/shims:$PATH"
 cargo build --release --quiet
-BIN="$CARGO_TARGET_DIR/release/pinstream"
+BIN="${PINSTREAM_BIN:-$CARGO_TARGET_DIR/release/pinstream}"
 if [ ! -d "$DIR/topics" ]; then
   rm -rf "$DIR"
   "$BIN" emulate --posts "$POSTS" --archive "$DIR" --seed 100 --flush-size "$FLUSH"
