@@ -440,8 +440,6 @@ fn progress_bar(opts: &ReplayOptions, total: u64) -> indicatif::ProgressBar {
     bar
 }
 
-/// Opens the engine and drives `source` through it, keeping only the
-/// records of `--offsets` if it was given.
 /// The engine a replay applies to: its topology at once, the engine
 /// itself when `open` returns (for a temporary state, while reading has
 /// started: [`driver::drive_opening`]).
@@ -450,6 +448,8 @@ struct Opening<F> {
     open: F,
 }
 
+/// Opens the engine and drives `source` through it, keeping only the
+/// records of `--offsets` if it was given.
 fn run<S: Source>(
     engine: Opening<impl FnOnce() -> Result<Engine, ReplayError>>,
     opts: &ReplayOptions,

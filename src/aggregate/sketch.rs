@@ -58,9 +58,10 @@ pub type Counts = std::collections::HashMap<u64, i64, std::hash::BuildHasherDefa
 ///
 /// Fx multiplies and rotates, which keeps the product's zero low bits:
 /// an integral follower count (`4000.0`, `658.0`) has 44 or more zero low
-/// bits as an `f64`, so every value got the same control byte and the
-/// same few home buckets, and each insert compared its way along one long
-/// cluster. Regression: `integral_values_spread_over_buckets`.
+/// bits as an `f64`, so such values shared a few control bytes and home
+/// buckets (4,000 of them: 8 of 128 and 1,194 of 4,096), and inserts
+/// compared their way along long clusters. Regression:
+/// `integral_values_spread_over_buckets`.
 #[derive(Default, Clone, Copy)]
 pub struct ValueHasher(u64);
 
@@ -244,7 +245,7 @@ mod tests {
     use super::*;
 
     /// Integral values (what follower counts are) must reach many bucket
-    /// indices and control bytes: under Fx they reached 64 and 1.
+    /// indices and control bytes: under Fx they reached 1,194 and 8.
     #[test]
     fn integral_values_spread_over_buckets() {
         use std::hash::BuildHasher;
