@@ -4,6 +4,10 @@
 //! * `join_update`: the three rows of new posts into the join (each post
 //!   becomes complete, so this includes building its joined row and the
 //!   aggregate updates it causes);
+//! * `join_update_sharded/<n>`: the same records in batches of 500 of one
+//!   topic (as archive objects and Kafka fetches deliver them), applied by
+//!   `process_spans` on 1 and 2 shards (threads): what the incremental
+//!   plan's engine stage gains from the second core when it has it;
 //! * `aggregate_update`: one joined row into every aggregate's buffers;
 //! * `sketch/*`: building, merging and querying quantile sketches, exact
 //!   (few distinct values, the pipeline's case) and t-digest;
@@ -109,6 +113,71 @@ fn join_update(c: &mut Criterion) {
             BatchSize::PerIteration,
         )
     });
+    g.finish();
+}
+
+/// One topic's records in batches of `per`, topics taking turns (pin,
+/// geo, user, pin, ...), each batch as the driver hands it to the engine:
+/// the keys and rows back to back in one buffer, and their spans.
+type SpanBatch = (usize, Vec<u8>, Vec<(usize, usize, usize)>);
+
+fn span_batches(recs: &[(usize, Prepared)], per: usize) -> Vec<SpanBatch> {
+    let mut by_source: Vec<(usize, Vec<&Prepared>)> = Vec::new();
+    for (src, p) in recs {
+        match by_source.iter_mut().find(|(s, _)| s == src) {
+            Some((_, v)) => v.push(p),
+            None => by_source.push((*src, vec![p])),
+        }
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    while by_source.iter().any(|(_, v)| at < v.len()) {
+        for (src, v) in &by_source {
+            let chunk = &v[at.min(v.len())..(at + per).min(v.len())];
+            if chunk.is_empty() {
+                continue;
+            }
+            let (mut buf, mut spans) = (Vec::new(), Vec::new());
+            for p in chunk {
+                spans.push((buf.len(), p.key.len(), p.row.len()));
+                buf.extend_from_slice(&p.key);
+                buf.extend_from_slice(&p.row);
+            }
+            out.push((*src, buf, spans));
+        }
+        at += per;
+    }
+    out
+}
+
+fn join_update_sharded(c: &mut Criterion) {
+    let topo = topology();
+    let recs = prepared(&topo, &raw(POSTS * 4));
+    let batches = span_batches(&recs, 500);
+    let mut g = c.benchmark_group("join_update_sharded");
+    g.throughput(Throughput::Elements(recs.len() as u64));
+    g.sample_size(10);
+    for shards in [1usize, 2] {
+        g.bench_function(format!("{shards}"), |b| {
+            b.iter_batched(
+                || {
+                    let dir = tempfile::tempdir().unwrap();
+                    let mut engine = Engine::open(topo.clone(), dir.path(), 1 << 20, Durability::Ephemeral).unwrap();
+                    assert_eq!(engine.set_shards(shards).unwrap(), shards);
+                    (dir, engine)
+                },
+                |(dir, mut engine)| {
+                    for (src, buf, spans) in &batches {
+                        engine.process_spans(*src, buf, spans).unwrap();
+                    }
+                    engine.settle().unwrap();
+                    assert_eq!(engine.stats.joined, 4 * POSTS as u64);
+                    (dir, engine)
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
     g.finish();
 }
 
@@ -264,6 +333,7 @@ criterion_group!(
     benches,
     parse_clean,
     join_update,
+    join_update_sharded,
     aggregate_update,
     sketch,
     rocksdb_commit,

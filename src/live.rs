@@ -46,6 +46,8 @@ pub struct LiveOptions {
     /// Delete the state and re-read every topic from its start.
     pub reset_positions: bool,
     pub cache_keys: usize,
+    /// Threads the engine applies on (`None`: one per core).
+    pub shards: Option<usize>,
     /// Seconds an event time may lie ahead of the wall clock (windows).
     pub max_future_skew: i64,
     /// Stop (and exit 0) after this long without a new record.
@@ -99,6 +101,7 @@ pub fn run(topo: Arc<Topology>, opts: &LiveOptions, stop: &AtomicBool) -> Result
     }
     let mut engine = Engine::open(topo.clone(), &opts.state_dir, opts.cache_keys, Durability::Wal)?;
     engine.set_max_future_skew(opts.max_future_skew);
+    engine.set_shards(opts.shards.unwrap_or_else(crate::engine::shard::default_shards))?;
     let handle = opts.handle.clone();
     if let Some(h) = &handle {
         h.set_store(engine.shared_store());

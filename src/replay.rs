@@ -73,6 +73,8 @@ pub struct ReplayOptions {
     /// Commit after this many records.
     pub commit_every: usize,
     pub cache_keys: usize,
+    /// Threads of the incremental plan (`None`: one per core).
+    pub shards: Option<usize>,
     /// Draw a progress bar (only if stderr is a terminal).
     pub progress: bool,
     /// `Ephemeral` for a temporary state dir, `Flush` for one that is kept.
@@ -493,6 +495,7 @@ fn run_all<S: Source>(
             engine.set_stop(stop.clone());
         }
         engine.set_batch_plan(opts.batch_plan);
+        engine.set_shards(opts.shards.unwrap_or_else(crate::engine::shard::default_shards))?;
         Ok(engine)
     };
     let policy = CommitPolicy {
@@ -580,6 +583,7 @@ pub fn bootstrap(
         prefix_must_match: false,
         commit_every: 5_000_000,
         cache_keys: crate::engine::DEFAULT_CACHE_KEYS,
+        shards: None,
         progress: false,
         durability: Durability::Flush,
         max_future_skew,

@@ -77,16 +77,8 @@ fn golden_cases_whole_and_split_with_a_restart() {
         }
 
         // Split in two runs over one state dir.
-        let files = common::archive_files(&input);
         let (first, second) = (tmp.path().join("first"), tmp.path().join("second"));
-        for f in &files {
-            let same: Vec<_> = files.iter().filter(|g| g.0 == f.0 && g.1 == f.1).collect();
-            let pos = same.iter().position(|g| g.2 == f.2).unwrap();
-            let dst = if pos < same.len().div_ceil(2) { &first } else { &second };
-            let rel = f.3.strip_prefix(&input).unwrap();
-            std::fs::create_dir_all(dst.join(rel).parent().unwrap()).unwrap();
-            std::fs::copy(&f.3, dst.join(rel)).unwrap();
-        }
+        common::split_in_halves(&input, &first, &second);
         let state = tmp.path().join("state").display().to_string();
         replay(&first, &case, &["--state-dir", &state]);
         let got = if second.exists() {

@@ -143,6 +143,9 @@ pub(crate) enum Command {
         /// Join keys kept in memory before falling back to RocksDB reads
         #[arg(long, default_value_t = engine::DEFAULT_CACHE_KEYS)]
         cache_keys: usize,
+        /// Threads the incremental plan applies on: the join table and the aggregate deltas split by join key, each part on its own thread [default: one per core]
+        #[arg(long, env = "PINSTREAM_SHARDS", value_parser = clap::value_parser!(u16).range(1..=64))]
+        shards: Option<u16>,
         /// Windowed aggregates leave out records whose event time is further ahead of the wall clock than this (e.g. 5m, 1h)
         #[arg(long, env = "PINSTREAM_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_skew)]
         max_future_skew: i64,
@@ -280,6 +283,9 @@ pub(crate) enum Command {
         stop_when_idle: Option<f64>,
         #[arg(long, default_value_t = engine::DEFAULT_CACHE_KEYS)]
         cache_keys: usize,
+        /// Threads the incremental plan applies on: the join table and the aggregate deltas split by join key, each part on its own thread [default: one per core]
+        #[arg(long, env = "PINSTREAM_SHARDS", value_parser = clap::value_parser!(u16).range(1..=64))]
+        shards: Option<u16>,
         /// Windowed aggregates leave out records whose event time is further ahead of the wall clock than this (e.g. 5m, 1h)
         #[arg(long, env = "PINSTREAM_MAX_FUTURE_SKEW", default_value = "5m", value_parser = parse_skew)]
         max_future_skew: i64,

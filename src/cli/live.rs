@@ -178,6 +178,7 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
         kafka,
         stop_when_idle,
         cache_keys,
+        shards,
         max_future_skew,
         http,
         bootstrap_from_archive,
@@ -211,6 +212,7 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
         ),
         prefix,
         cache_keys,
+        shards: shards.map(usize::from),
         max_future_skew,
         stop_when_idle: stop_when_idle.map(Duration::from_secs_f64),
         handle: Some(Arc::new(LiveHandle::new(Arc::new(Metrics::new())))),
@@ -255,7 +257,7 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
     if let Some(s) = server {
         s.stop();
     }
-    let (_engine, stats) = result?;
+    let (engine, stats) = result?;
     let secs = stats.active.as_secs_f64().max(1e-9);
     let h = &stats.latency_ms;
     eprintln!(
@@ -266,7 +268,7 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
         stats.commits
     );
     eprintln!(
-                "stats: records={} active_seconds={:.3} records_per_s={:.0} latency_ms_p50={} latency_ms_p99={} latency_ms_max={} transit_ms_p50={} transit_ms_p99={} commit_ms_p50={} commit_ms_p99={} peak_rss_mb={}",
+                "stats: records={} active_seconds={:.3} records_per_s={:.0} latency_ms_p50={} latency_ms_p99={} latency_ms_max={} transit_ms_p50={} transit_ms_p99={} commit_ms_p50={} commit_ms_p99={} peak_rss_mb={} shards={} input_wait_s={:.3}",
                 stats.records(),
                 secs,
                 stats.records() as f64 / secs,
@@ -277,7 +279,9 @@ pub(crate) fn run_daemon(cmd: Command) -> Result<ExitCode> {
                 stats.transit_ms.value_at_quantile(0.99),
                 stats.commit_us.value_at_quantile(0.5) / 1000,
                 stats.commit_us.value_at_quantile(0.99) / 1000,
-                replay::peak_rss_bytes().unwrap_or(0) >> 20
+                replay::peak_rss_bytes().unwrap_or(0) >> 20,
+                engine.shards(),
+                stats.input_wait.as_secs_f64()
             );
     Ok(ExitCode::SUCCESS)
 }
@@ -322,6 +326,7 @@ pub(crate) fn demo(cmd: Command) -> Result<ExitCode> {
         dlq: live::DlqTarget::Topic(format!("{prefix}.dlq")),
         reset_positions,
         cache_keys: engine::DEFAULT_CACHE_KEYS,
+        shards: None,
         max_future_skew,
         // With --posts: stop once everything produced has been consumed.
         stop_when_idle: posts.map(|_| Duration::from_secs(3)),

@@ -85,7 +85,8 @@ impl Engine {
         let whole = self.join.holds_all() && (self.join.is_in_memory() || durability == Durability::Flush);
         let fresh = self.join.is_empty() && self.positions.all().next().is_none();
         let was = self.batch;
-        self.batch = on && batch_allowed(durability, whole, fresh);
+        // A sharded engine stays incremental (`Engine::set_shards`).
+        self.batch = on && self.more.is_empty() && batch_allowed(durability, whole, fresh);
         self.spill_at = match durability {
             Durability::Ephemeral => self.join.capacity().min(BATCH_MEMORY_KEYS),
             // A kept state spills too (into its own dir) while it defers; the

@@ -361,6 +361,9 @@ fn apply_batch(
     let first_offset = r.items.first().map(|(o, _, _)| *o);
     let raw = std::mem::take(&mut r.raw);
     let archive_raw = raw.len() == r.items.len();
+    // The records for the engine, applied together after the loop (by its
+    // shards at once): sinks and counts do not depend on the state.
+    let mut spans = Vec::with_capacity(r.items.len());
     for (i, (offset, produced_ms, item)) in r.items.into_iter().enumerate() {
         if let (Some(a), true) = (c.archive.as_mut(), archive_raw) {
             if !matches!(item, Item::Done) {
@@ -378,10 +381,7 @@ fn apply_batch(
                 skipped += 1;
                 continue;
             }
-            Item::Ok { at, key, row } => {
-                let (k, rest) = r.buf[at..].split_at(key);
-                engine.process(r.source, k, &rest[..row])?
-            }
+            Item::Ok { at, key, row } => spans.push((at, key, row)),
             Item::Dead(reason, raw) => {
                 dead += 1;
                 *stats.dead_reasons.entry(reason_class(&reason)).or_default() += 1;
@@ -402,6 +402,7 @@ fn apply_batch(
             c.produced.push(ts);
         }
     }
+    engine.process_spans(r.source, &r.buf, &spans)?;
     if let Some(e) = &r.read_error {
         tracing::warn!("{e}");
         stats.read_errors.push(e.clone());

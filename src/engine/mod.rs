@@ -11,18 +11,19 @@
 //! write batch. A record whose position is already in the state is skipped
 //! by the driver, so a crash between commits only replays uncommitted work.
 //!
-//! Room to shard: an engine owns whole join keys, and every aggregate
-//! table is written only by merges of pre-aggregated deltas (`aggregate`),
-//! so N engines, each owning the join keys with `hash(key) % N`, can write
-//! partial aggregates into the same tables (or tables merged at read): the
-//! driver would route prepared records by key to N engine threads, and
-//! positions would be committed per task. Not built yet.
+//! Shards: an engine owns whole join keys, and every aggregate table is
+//! written only by merges of pre-aggregated deltas (`aggregate`), so under
+//! the incremental plan the join table and the deltas are split by
+//! `hash(key) % N` over N shards ([`shard`]) that apply a batch on N
+//! threads at once; a commit gathers every shard's changes into its one
+//! write batch, with the positions, as one thread's would be.
 
 mod batch;
 pub mod commit;
 pub mod driver;
 pub mod prepare;
 mod reader;
+pub mod shard;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use rocksdb::WriteBatch;
 use crate::aggregate::buffers::{AggBuffers, AggStats};
 use crate::model::offsets::Positions;
 use crate::model::value::{decode_key, decode_value_into, skip_value, Record, Value};
-use crate::state::join::{slot_change, JoinState, SlotChange};
+use crate::state::join::{JoinState, SlotChange};
 use crate::state::store::{Durability, Store, StoreError};
 use crate::topology::Topology;
 
@@ -92,6 +93,9 @@ pub struct Engine {
     /// Set by a signal: the batch plan's final aggregation stops between
     /// partitions with [`StoreError::Interrupted`] (`batch.rs`).
     stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Shards 1.. of the incremental plan (the fields above are shard 0);
+    /// empty on one thread and under the batch plan ([`Engine::set_shards`]).
+    more: Vec<shard::Worker>,
     pub stats: EngineStats,
 }
 
@@ -131,6 +135,7 @@ impl Engine {
             old_row,
             new_row,
             stop: None,
+            more: Vec::new(),
             stats: EngineStats::default(),
         };
         if engine.store.aggregates_deferred()? {
@@ -173,6 +178,47 @@ impl Engine {
         self.pending += (end - start).max(0) as usize;
     }
 
+    /// Splits the incremental plan's state over `n` shards (threads) by join
+    /// key ([`shard::shard_of`]). Only before anything is applied, and not
+    /// under the batch plan (which has parallel passes of its own): there
+    /// it does nothing. Returns the number of shards in use.
+    pub fn set_shards(&mut self, n: usize) -> Result<usize, StoreError> {
+        if n <= 1 || self.batch || !self.more.is_empty() {
+            return Ok(self.more.len() + 1);
+        }
+        let parts = self.join.split(n);
+        let mut parts = parts.into_iter();
+        self.join = parts.next().expect("split gives n parts");
+        for join in parts {
+            let shard = shard::Shard {
+                join,
+                aggs: self.aggs.shard(),
+                old_row: JoinedRow::new(&self.topo),
+                new_row: JoinedRow::new(&self.topo),
+                stats: EngineStats::default(),
+            };
+            self.more
+                .push(shard::Worker::spawn(shard, self.topo.clone(), self.store.clone()));
+        }
+        Ok(n)
+    }
+
+    /// Number of shards the incremental plan applies on.
+    pub fn shards(&self) -> usize {
+        self.more.len() + 1
+    }
+
+    /// Shard 0's parts: the engine's own join table and buffers.
+    fn main_parts(&mut self) -> shard::Parts<'_> {
+        shard::Parts {
+            join: &mut self.join,
+            aggs: &mut self.aggs,
+            old_row: &mut self.old_row,
+            new_row: &mut self.new_row,
+            stats: &mut self.stats,
+        }
+    }
+
     /// Applies one cleaned record of `source`: `key` is the tuple-encoded join
     /// key, `row` the encoded projection (borrowed or owned: it is copied
     /// only where it is stored).
@@ -183,27 +229,87 @@ impl Engine {
         row: R,
     ) -> Result<(), StoreError> {
         let slot = self.slot_of[source];
-        self.stats.records += 1;
         if self.batch {
+            self.stats.records += 1;
             return self.process_deferred(slot, key, row);
         }
-        let entry = self.join.entry(&self.store, key)?;
-        let change = slot_change(&entry.slots, slot, row.as_ref());
-        self.stats.count(change);
-        match change {
-            SlotChange::Unchanged => {}
-            SlotChange::Fills => entry.set(slot, row.into()),
-            SlotChange::Completes => {
-                entry.set(slot, row.into());
-                let new = self.new_row.fill(&self.topo, key, &entry.slots)?;
-                self.aggs.apply(&self.topo, new, 1);
+        let (topo, store) = (self.topo.clone(), self.store.clone());
+        match shard::shard_of(key, self.more.len() + 1) {
+            0 => shard::apply(&mut self.main_parts(), &topo, &store, slot, key, row),
+            i => {
+                let row = row.as_ref();
+                let mut buf = Vec::with_capacity(key.len() + row.len());
+                buf.extend_from_slice(key);
+                buf.extend_from_slice(row);
+                self.more[i - 1].apply(shard::Records {
+                    slot,
+                    buf,
+                    spans: vec![(0, key.len(), row.len())],
+                })
             }
-            SlotChange::Replaces => {
-                self.old_row.fill(&self.topo, key, &entry.slots)?;
-                entry.set(slot, row.into());
-                let new = self.new_row.fill(&self.topo, key, &entry.slots)?;
-                self.aggs.replace(&self.topo, &self.old_row.rec, new);
+        }
+    }
+
+    /// Applies the records of one batch of `source` in order: each
+    /// `(at, key_len, row_len)` names a key and the row after it in `buf`.
+    /// With shards, each other shard's records are copied out and queued
+    /// for its thread, then this thread applies its own (a key's records
+    /// stay in order: they are one shard's).
+    pub fn process_spans(
+        &mut self,
+        source: usize,
+        buf: &[u8],
+        spans: &[(usize, usize, usize)],
+    ) -> Result<(), StoreError> {
+        let record = |&(at, key, row): &(usize, usize, usize)| (&buf[at..at + key], &buf[at + key..at + key + row]);
+        if self.more.is_empty() || self.batch {
+            for s in spans {
+                let (k, r) = record(s);
+                self.process(source, k, r)?;
             }
+            return Ok(());
+        }
+        let n = self.more.len() + 1;
+        let slot = self.slot_of[source];
+        let ids: Vec<u8> = spans.iter().map(|s| shard::shard_of(record(s).0, n) as u8).collect();
+        for (i, w) in self.more.iter().enumerate() {
+            let mine = |id: &u8| usize::from(*id) == i + 1;
+            let count = ids.iter().filter(|id| mine(id)).count();
+            if count == 0 {
+                continue;
+            }
+            let mut out = shard::Records {
+                slot,
+                buf: Vec::with_capacity(buf.len() * count / spans.len() + 64),
+                spans: Vec::with_capacity(count),
+            };
+            for (s, id) in spans.iter().zip(&ids) {
+                if mine(id) {
+                    let (k, r) = record(s);
+                    out.spans.push((out.buf.len(), k.len(), r.len()));
+                    out.buf.extend_from_slice(k);
+                    out.buf.extend_from_slice(r);
+                }
+            }
+            w.apply(out)?;
+        }
+        let (topo, store) = (self.topo.clone(), self.store.clone());
+        let mut p = self.main_parts();
+        for (s, id) in spans.iter().zip(&ids) {
+            if *id == 0 {
+                let (k, r) = record(s);
+                shard::apply(&mut p, &topo, &store, slot, k, r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until every shard has applied what it was given and adds its
+    /// counters to [`Engine::stats`] (a commit does this too).
+    pub fn settle(&mut self) -> Result<(), StoreError> {
+        for w in &self.more {
+            let s = w.sync()?;
+            shard::fold_stats(&mut self.stats, &mut { s });
         }
         Ok(())
     }
@@ -223,10 +329,22 @@ impl Engine {
             // incrementally.
             self.aggregate_deferred()?;
         }
+        // Every shard's deltas into shard 0's (watermarks take the larger),
+        // and its dirty entries beside shard 0's.
+        let mut join = self.join.take_dirty();
+        let mut evicted: Option<crate::state::join::EncodedEntries> = None;
+        for w in &self.more {
+            let t = w.take()?;
+            join.extend(t.dirty);
+            if let Some(e) = t.evicted {
+                evicted.get_or_insert_with(Vec::new).extend(e);
+            }
+            self.aggs.absorb(t.aggs);
+            shard::fold_stats(&mut self.stats, &mut { t.stats });
+        }
         self.aggs.tick();
         // Collect on this thread (cheap moves); sort, encode digests and
         // build the RocksDB batch on the writer thread.
-        let join = self.join.take_dirty();
         let aggs = self.aggs.take(&self.topo);
         let positions = self.positions.take_dirty();
         let flag = self.flag_change.take();
@@ -253,6 +371,9 @@ impl Engine {
             }));
         }
         if let Some(spill) = self.join.after_commit() {
+            evicted.get_or_insert_with(Vec::new).extend(spill);
+        }
+        if let Some(spill) = evicted {
             // The cache was evicted: from now on lookups read RocksDB, so the
             // batch in flight must land first (or a key written there would
             // look new), and an in-memory table is written out whole.
@@ -263,6 +384,11 @@ impl Engine {
                 JoinState::write_sorted(&self.store, &self.topo.join.name, spill, &mut batch)?;
                 self.store.write(batch)?;
             }
+        }
+        // The shards go on from the merged watermarks and clock (and, after
+        // an eviction, only once the writes above have landed).
+        for w in &self.more {
+            w.resume(self.aggs.shard())?;
         }
         self.pending = 0;
         self.stats.commits += 1;
@@ -333,6 +459,9 @@ impl Engine {
     /// state is thrown away; the engine must not process anything after.
     pub fn leak_join_cache(mut self) {
         self.join.leak_cache();
+        for w in &self.more {
+            w.leak();
+        }
     }
 
     /// Records marked since the last commit.

@@ -112,6 +112,21 @@ pub fn archive_files(dir: &Path) -> Vec<(String, i64, i64, PathBuf)> {
     files
 }
 
+/// Copies the first half of every topic-partition's objects under `input`
+/// to `first` and the rest to `second` (same relative paths): one archive
+/// as two runs with a restart between them.
+pub fn split_in_halves(input: &Path, first: &Path, second: &Path) {
+    let files = archive_files(input);
+    for f in &files {
+        let same: Vec<_> = files.iter().filter(|g| g.0 == f.0 && g.1 == f.1).collect();
+        let pos = same.iter().position(|g| g.2 == f.2).unwrap();
+        let dst = if pos < same.len().div_ceil(2) { first } else { second };
+        let rel = f.3.strip_prefix(input).unwrap();
+        std::fs::create_dir_all(dst.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&f.3, dst.join(rel)).unwrap();
+    }
+}
+
 pub fn read_lines(path: &Path) -> Vec<String> {
     let mut raw = Vec::new();
     std::fs::File::open(path).unwrap().read_to_end(&mut raw).unwrap();
