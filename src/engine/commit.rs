@@ -104,6 +104,9 @@ impl Committer<'_, '_> {
         last: bool,
     ) -> Result<(), DriverError> {
         let started = Instant::now();
+        // The shards' counters first: the observer reports what this
+        // commit covers.
+        engine.settle()?;
         observer.on_commit_started(&engine.stats);
         // Dead letters first: a committed position must not lose its letter.
         self.dead.flush()?;

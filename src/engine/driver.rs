@@ -661,4 +661,39 @@ mod tests {
         let reopened = Engine::open(topo.clone(), a.path(), 1000, Durability::Flush).unwrap();
         assert_eq!(positions(&reopened), before, "nothing applied to the refused state");
     }
+
+    /// Regression: a sharded engine's workers' counts reached the engine's
+    /// stats only inside the commit, after the observer had been told what
+    /// the commit covers, so the last commit's report (the daemon's
+    /// metrics) missed every record a worker applied since the one before.
+    #[test]
+    fn regression_the_commit_observer_counts_every_shards_records() {
+        struct Seen(Vec<u64>);
+        impl Observer for Seen {
+            fn on_commit_started(&mut self, e: &EngineStats) {
+                self.0.push(e.records);
+            }
+        }
+        let topo = std::sync::Arc::new(crate::load_topology(crate::PINTEREST_TOPOLOGY).unwrap());
+        let pin = topo.sources.iter().position(|s| s.name == "pin").unwrap();
+        let source_of = HashMap::from([("t.pin".to_string(), pin)]);
+        let dir = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(topo.clone(), dir.path(), 1000, crate::state::store::Durability::Wal).unwrap();
+        assert_eq!(engine.set_shards(2).unwrap(), 2);
+        let mut dead = crate::sink::Discard;
+        let mut seen = Seen(Vec::new());
+        let stats = drive(
+            &mut engine,
+            Batches(pin_batches().into_iter()),
+            &source_of,
+            Sinks::dead(&mut dead),
+            NO_COMMITS,
+            &mut seen,
+        )
+        .unwrap();
+        let applied = stats.records() - stats.dead_letters;
+        assert!(applied > 10, "{applied}");
+        assert_eq!(seen.0.last().copied(), Some(applied));
+        assert_eq!(engine.stats.records, applied);
+    }
 }

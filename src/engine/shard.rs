@@ -99,6 +99,9 @@ pub(super) fn apply<R: AsRef<[u8]> + Into<Box<[u8]>>>(
     Ok(())
 }
 
+/// Batches a worker may have queued before the engine waits for it.
+const QUEUED_BATCHES: usize = 64;
+
 /// Records for a worker: `(at, key_len, row_len)` spans into `buf`, all of
 /// one join slot.
 pub(super) struct Records {
@@ -137,7 +140,7 @@ enum Reply {
 /// and comes back from the next [`Worker::take`] or [`Worker::sync`], so a
 /// commit never covers records it did not apply.
 pub(super) struct Worker {
-    tx: Option<mpsc::Sender<Job>>,
+    tx: Option<mpsc::SyncSender<Job>>,
     rx: mpsc::Receiver<Reply>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
@@ -151,7 +154,9 @@ fn gone() -> StoreError {
 
 impl Worker {
     pub(super) fn spawn(mut shard: Shard, topo: Arc<Topology>, store: Arc<Store>) -> Worker {
-        let (tx, jobs) = mpsc::channel::<Job>();
+        // Bounded: an engine thread ahead of its worker waits (memory stays
+        // bounded by this many batches per worker).
+        let (tx, jobs) = mpsc::sync_channel::<Job>(QUEUED_BATCHES);
         let (replies, rx) = mpsc::channel::<Reply>();
         let handle = std::thread::Builder::new()
             .name("pinstream-shard".into())
