@@ -186,8 +186,7 @@ impl Engine {
         if n <= 1 || self.batch || !self.more.is_empty() {
             return Ok(self.more.len() + 1);
         }
-        let parts = self.join.split(n);
-        let mut parts = parts.into_iter();
+        let mut parts = self.join.split(n).into_iter();
         self.join = parts.next().expect("split gives n parts");
         for join in parts {
             let shard = shard::Shard {
@@ -261,7 +260,7 @@ impl Engine {
         buf: &[u8],
         spans: &[(usize, usize, usize)],
     ) -> Result<(), StoreError> {
-        let record = |&(at, key, row): &(usize, usize, usize)| (&buf[at..at + key], &buf[at + key..at + key + row]);
+        let record = |s| shard::span(buf, s);
         if self.more.is_empty() || self.batch {
             for s in spans {
                 let (k, r) = record(s);
@@ -309,7 +308,7 @@ impl Engine {
     pub fn settle(&mut self) -> Result<(), StoreError> {
         for w in &self.more {
             let s = w.sync()?;
-            shard::fold_stats(&mut self.stats, &mut { s });
+            shard::add_stats(&mut self.stats, s);
         }
         Ok(())
     }
@@ -340,7 +339,7 @@ impl Engine {
                 evicted.get_or_insert_with(Vec::new).extend(e);
             }
             self.aggs.absorb(t.aggs);
-            shard::fold_stats(&mut self.stats, &mut { t.stats });
+            shard::add_stats(&mut self.stats, t.stats);
         }
         self.aggs.tick();
         // Collect on this thread (cheap moves); sort, encode digests and

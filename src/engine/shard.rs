@@ -102,6 +102,11 @@ pub(super) fn apply<R: AsRef<[u8]> + Into<Box<[u8]>>>(
 /// Batches a worker may have queued before the engine waits for it.
 const QUEUED_BATCHES: usize = 64;
 
+/// The key and row a span `(at, key_len, row_len)` names in `buf`.
+pub(super) fn span<'a>(buf: &'a [u8], &(at, key, row): &(usize, usize, usize)) -> (&'a [u8], &'a [u8]) {
+    (&buf[at..at + key], &buf[at + key..at + key + row])
+}
+
 /// Records for a worker: `(at, key_len, row_len)` spans into `buf`, all of
 /// one join slot.
 pub(super) struct Records {
@@ -179,8 +184,8 @@ impl Worker {
                             if failed.is_some() {
                                 continue;
                             }
-                            for &(at, k, n) in &r.spans {
-                                let (key, row) = (&r.buf[at..at + k], &r.buf[at + k..at + k + n]);
+                            for s in &r.spans {
+                                let (key, row) = span(&r.buf, s);
                                 if let Err(e) = apply(&mut shard.parts(), &topo, &store, r.slot, key, row) {
                                     failed = Some(e);
                                     break;
@@ -272,9 +277,8 @@ impl Drop for Worker {
     }
 }
 
-/// Adds a shard's counters to the engine's and zeroes them.
-pub(super) fn fold_stats(into: &mut EngineStats, from: &mut EngineStats) {
-    let s = std::mem::take(from);
+/// Adds a shard's counters (taken from it) to the engine's.
+pub(super) fn add_stats(into: &mut EngineStats, s: EngineStats) {
     into.records += s.records;
     into.unchanged += s.unchanged;
     into.joined += s.joined;
