@@ -10,11 +10,13 @@
 #
 #   benches/live.sh [POSTS] [RATE] [SECONDS] [INTERVAL_MS]
 #   (defaults 100000, 10000, 30, 1000: the commit interval of step 2)
+#   ROUNDS=n alternating bare/daemon rounds of step 1 (default 3; the
+#   medians are compared)
 #   PINSTREAM_BIN=path runs that binary instead of the one built here (to
 #   pair two builds; every script in benches/ takes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-POSTS=${1:-100000}; RATE=${2:-10000}; SECONDS_=${3:-30}; INTERVAL=${4:-1000}
+POSTS=${1:-100000}; RATE=${2:-10000}; SECONDS_=${3:-30}; INTERVAL=${4:-1000}; ROUNDS=${ROUNDS:-3}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/pinstream-target}"
 cargo build --release --quiet --bin pinstream --example bare_consumer
 BIN="${PINSTREAM_BIN:-$CARGO_TARGET_DIR/release/pinstream}"; BARE="$CARGO_TARGET_DIR/release/examples/bare_consumer"
@@ -33,8 +35,19 @@ echo "broker $B; machine $(nproc) cores"
 P=tp$$
 "$BIN" emulate --brokers "$B" --prefix $P --posts "$POSTS" --create-topics 3 2>&1 | tail -1
 TOTAL=$("$BIN" emulate --posts "$POSTS" --archive "$WORK/count" 2>&1 | sed 's/.*= \([0-9,]*\) records.*/\1/' | tr -d ,)
-"$BARE" "$B" $P "$TOTAL"
-/usr/bin/time -f 'daemon peak RSS %M kB' "$BIN" run --brokers "$B" --prefix $P --state-dir "$WORK/s1" --stop-when-idle 2 2>&1 | grep -E '^stats:|RSS' | sed 's/^/daemon (producer ahead): /'
+# Alternating rounds (bare, daemon, bare, daemon, ...): on a shared 2-core
+# machine one pair's ratio moves by 20 points; the median of each side is
+# what is compared. Each daemon round starts from an empty state dir, so it
+# reads every record again.
+for r in $(seq 1 "$ROUNDS"); do
+  "$BARE" "$B" $P "$TOTAL" | tee -a "$WORK/bare.txt"
+  rm -rf "$WORK/s1"
+  /usr/bin/time -f 'daemon peak RSS %M kB' "$BIN" run --brokers "$B" --prefix $P --state-dir "$WORK/s1" --stop-when-idle 2 2>&1 \
+    | grep -E '^stats:|RSS' | sed 's/^/daemon (producer ahead): /' | tee -a "$WORK/daemon.txt"
+done
+median() { sed -n 's/.* records_per_s=\([0-9]*\).*/\1/p' "$1" | sort -n | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : int((v[NR/2]+v[NR/2+1])/2))}'; }
+MB=$(median "$WORK/bare.txt"); MD=$(median "$WORK/daemon.txt")
+awk -v d="$MD" -v b="$MB" -v r="$ROUNDS" 'BEGIN{printf "throughput (median of %d rounds): daemon %d / bare consumer %d records/s = %.1f%%\n", r, d, b, 100*d/b}'
 
 P=lt$$
 "$BIN" emulate --brokers "$B" --prefix $P --posts 1 --create-topics 3 >/dev/null 2>&1
